@@ -1,0 +1,47 @@
+# synthbench: `make demo` and `make test` set everything up on a fresh clone.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.synthbench-installed
+# Nothing here needs the Hugging Face hub: models come from pip packages.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: venv demo test test-all bench lint clean
+
+venv: $(STAMP)
+
+# The virtual environment is (re)built when missing or older than pyproject.toml / this Makefile.
+# torch is pinned to 2.13.0 first: that is the CPU build on this machine's disk; an unpinned torch
+# would pull several GB of CUDA wheels.
+$(STAMP): pyproject.toml Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/synthbench eval \
+	    plain-prompt=suites/demo/plain_prompt.jsonl \
+	    attribute-prompted=suites/demo/attribute_prompted.jsonl \
+	    flawed=suites/demo/flawed.jsonl \
+	    --reference builtin:bbc-news --sample-size min --seed 0 --out reports/demo
+	@echo "report: reports/demo/report.md"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check harness tests bench suites
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

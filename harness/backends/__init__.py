@@ -1,0 +1,1 @@
+"""Heavy backends (embedders, trainers, LM evaluation). Each imports its libraries inside functions."""

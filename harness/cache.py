@@ -1,0 +1,91 @@
+"""Content-addressed disk cache, outside the package.
+
+Location: ``$SYNTHBENCH_CACHE`` or ``~/.cache/synthbench``. Nothing is created until the
+first write. Writes are atomic (temporary file + ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+from pathlib import Path
+
+
+def cache_root() -> Path:
+    env = os.environ.get("SYNTHBENCH_CACHE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "synthbench"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+class VectorStore:
+    """Per-model store of float32 vectors keyed by a 16-byte text hash (SQLite, WAL).
+
+    Each row also stores the vector's dimension so a truncated or foreign blob is detected
+    and recomputed rather than returned.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=60)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("CREATE TABLE IF NOT EXISTS vec (h BLOB PRIMARY KEY, dim INTEGER, v BLOB)")
+            self._db = db
+        return self._db
+
+    def get_many(self, keys: list[bytes]):
+        """Return {key: np.ndarray} for the keys present and intact."""
+        import numpy as np
+
+        if not self.path.exists():
+            return {}
+        db = self._conn()
+        found = {}
+        step = 900  # below SQLite's default variable limit
+        for i in range(0, len(keys), step):
+            chunk = keys[i:i + step]
+            q = f"SELECT h, dim, v FROM vec WHERE h IN ({','.join('?' * len(chunk))})"
+            for h, dim, v in db.execute(q, chunk):
+                if dim and len(v) == 4 * dim:
+                    found[bytes(h)] = np.frombuffer(v, dtype=np.float32)
+        return found
+
+    def put_many(self, items) -> None:
+        db = self._conn()
+        with db:
+            db.executemany("INSERT OR REPLACE INTO vec (h, dim, v) VALUES (?, ?, ?)",
+                           [(k, int(v.shape[0]), v.astype("float32").tobytes()) for k, v in items])
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None

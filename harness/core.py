@@ -1,0 +1,189 @@
+"""The harness's value types: Corpus, Score, Result and Signature (frozen dataclasses)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+CLASSIFICATION = "classification"
+INSTRUCTION = "instruction"
+TEXT = "text"
+
+
+def canonical_json(obj: Any) -> str:
+    """Deterministic JSON (sorted keys, no spaces) used for hashing."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def sha256_hex(*parts: str | bytes) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p if isinstance(p, bytes) else p.encode("utf-8"))
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """One dataset, loaded and validated.
+
+    ``texts`` is what text metrics read (for instruction data, the rendered row unless a
+    text field was named); ``labels`` is set for classification data; ``fields`` keeps the
+    mapped columns (``instruction``, ``input``, ``output`` ...) as tuples of strings.
+    """
+
+    name: str
+    source: str
+    kind: str
+    texts: tuple[str, ...]
+    labels: tuple[str, ...] | None = None
+    fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    n_source_rows: int = 0
+    sample: dict | None = None  # {"size": n, "seed": s, "of": n_source_rows} when subsampled
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """sha256 of the content (texts, labels, mapped fields, in order).
+
+        The same rows give the same fingerprint whatever the file format or path.
+        """
+        return _fingerprint(self.texts, self.labels, self.fields)
+
+    def subsample(self, size: int, seed: int) -> Corpus:
+        """A seeded sample of ``size`` rows without replacement (order of the source kept)."""
+        import numpy as np
+
+        n = len(self.texts)
+        if size >= n:
+            return self
+        idx = np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+        pick = lambda seq: tuple(seq[i] for i in idx)  # noqa: E731
+        return Corpus(
+            name=self.name,
+            source=self.source,
+            kind=self.kind,
+            texts=pick(self.texts),
+            labels=pick(self.labels) if self.labels is not None else None,
+            fields={k: pick(v) for k, v in self.fields.items()},
+            n_source_rows=self.n_source_rows or n,
+            sample={"size": size, "seed": seed, "of": n},
+        )
+
+
+def _fingerprint(texts, labels, fields) -> str:
+    h = hashlib.sha256()
+    h.update(b"texts\x00")
+    for t in texts:
+        h.update(t.encode("utf-8"))
+        h.update(b"\x1e")
+    if labels is not None:
+        h.update(b"labels\x00")
+        for lab in labels:
+            h.update(str(lab).encode("utf-8"))
+            h.update(b"\x1e")
+    for name in sorted(fields):
+        h.update(b"field:" + name.encode("utf-8") + b"\x00")
+        for v in fields[name]:
+            h.update(v.encode("utf-8"))
+            h.update(b"\x1e")
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Score:
+    """What a metric function returns: the value, an optional interval and details.
+
+    ``ci`` is a (low, high) 95% interval or None where no interval is meaningful;
+    ``details`` holds small, JSON-serialisable extras (examples, counts, the estimator used).
+    """
+
+    value: float
+    ci: tuple[float, float] | None = None
+    details: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.value is None or (isinstance(self.value, float) and math.isnan(self.value)):
+            raise ValueError("a Score needs a finite value; report no Score instead of NaN")
+
+
+@dataclass(frozen=True)
+class Signature:
+    """How a number was computed: two results compare only if their signatures match
+    (apart from the dataset fingerprint). Modelled on sacrebleu's signature."""
+
+    harness: str
+    metric: str
+    args: dict
+    data: dict  # {"candidate": fingerprint, "reference": fingerprint|None, "sample": {...}|None}
+    embedder: str | None
+    seed: int
+
+    def as_dict(self) -> dict:
+        return {"harness": self.harness, "metric": self.metric, "args": self.args, "data": self.data,
+                "embedder": self.embedder, "seed": self.seed}
+
+    @property
+    def key(self) -> str:
+        return sha256_hex(canonical_json(self.as_dict()))[:16]
+
+    def short(self) -> str:
+        """A one-line human-readable form, e.g. for report footers."""
+        args = ",".join(f"{k}={v}" for k, v in sorted(self.args.items()))
+        parts = [f"synthbench:{self.harness}", self.metric + (f"({args})" if args else ""),
+                 f"data:{self.data.get('candidate', '')[:10]}"]
+        if self.data.get("reference"):
+            parts.append(f"ref:{self.data['reference'][:10]}")
+        if self.data.get("sample"):
+            parts.append(f"n:{self.data['sample']['size']}")
+        if self.embedder:
+            parts.append(f"emb:{self.embedder}")
+        parts.append(f"seed:{self.seed}")
+        return "|".join(parts)
+
+
+@dataclass(frozen=True)
+class Result:
+    """One record of results.jsonl: one (dataset, metric) pair."""
+
+    dataset: str
+    metric: str
+    value: float
+    ci: tuple[float, float] | None
+    higher_is_better: bool | None
+    signature: Signature
+    role: str = "candidate"  # or "reference"
+    details: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return {
+            "dataset": self.dataset,
+            "metric": self.metric,
+            "value": self.value,
+            "ci": list(self.ci) if self.ci is not None else None,
+            "higher_is_better": self.higher_is_better,
+            "role": self.role,
+            "signature": self.signature.as_dict(),
+            "signature_key": self.signature.key,
+            "details": self.details,
+            "seconds": round(self.seconds, 4),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> Result:
+        s = d["signature"]
+        return cls(
+            dataset=d["dataset"], metric=d["metric"], value=d["value"],
+            ci=tuple(d["ci"]) if d.get("ci") is not None else None,
+            higher_is_better=d.get("higher_is_better"),
+            signature=Signature(harness=s["harness"], metric=s["metric"], args=s.get("args", {}),
+                                data=s.get("data", {}), embedder=s.get("embedder"), seed=s.get("seed", 0)),
+            role=d.get("role", "candidate"), details=d.get("details", {}), seconds=d.get("seconds", 0.0),
+        )

@@ -1,0 +1,1 @@
+"""Reports are pure functions of results (and the run's metadata): they never recompute."""

@@ -1,0 +1,185 @@
+"""Markdown report and terminal table, rendered from result records only."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from .ranking import rank_candidates
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
+_CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def md_escape(text: str) -> str:
+    """Make user-supplied text (dataset names, examples) inert in Markdown tables."""
+    text = _CTRL.sub("", str(text)).replace("\n", " ")
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def term_safe(text: str) -> str:
+    """Strip terminal control sequences from user-supplied text."""
+    return _CTRL.sub("", str(text))
+
+
+def fmt(v: float) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    a = abs(v)
+    if a != 0 and (a >= 1e5 or a < 1e-3):
+        return f"{v:.3g}"
+    if a >= 100:
+        return f"{v:.1f}"
+    return f"{v:.4f}" if a < 1 else f"{v:.3f}"
+
+
+def arrow(hib) -> str:
+    return "↑" if hib is True else ("↓" if hib is False else "·")
+
+
+def _table(results, datasets, metric_names):
+    cell = {(r.dataset, r.metric): r for r in results}
+    best: dict[str, str] = {}
+    for m in metric_names:
+        cand = [cell[(d, m)] for d in datasets if (d, m) in cell and cell[(d, m)].role == "candidate"]
+        if len(cand) > 1 and cand[0].higher_is_better is not None:
+            pick = max if cand[0].higher_is_better else min
+            best[m] = pick(cand, key=lambda r: r.value).dataset
+    return cell, best
+
+
+def render_markdown(results, meta: dict, summaries: dict[str, str]) -> str:
+    """The report: ranking, metrics × datasets with intervals, definitions, signatures."""
+    datasets = _dataset_order(results, meta)
+    metric_names = list(dict.fromkeys(r.metric for r in results))
+    cell, best = _table(results, datasets, metric_names)
+    ref = meta.get("reference") or {}
+    out = ["# synthbench report", ""]
+    out.append(f"Reference: **{md_escape(ref.get('name', '—'))}** ({md_escape(ref.get('source', 'none'))}, "
+               f"{ref.get('rows', '?')} rows). Seed {meta.get('seed', 0)}. "
+               f"Sample size: {meta.get('sample_size') or 'all rows'}. "
+               f"Embedder: {md_escape(meta.get('embedder') or '—')}. synthbench {meta.get('harness', '?')}.")
+    out.append("")
+    ranking = rank_candidates(results)
+    if ranking:
+        out += ["## Ranking", "",
+                "Mean rank within each metric group that has a direction, averaged over groups "
+                "(1 = best on every metric). Only metrics every candidate has are counted.", ""]
+        groups = sorted({g for row in ranking for g in row["groups"]})
+        out.append("| rank | dataset | rows | score | " + " | ".join(groups) + " |")
+        out.append("|---:|---|---:|---:|" + "---:|" * len(groups))
+        rows_of = {d["name"]: d.get("rows") for d in meta.get("candidates", [])}
+        for i, row in enumerate(ranking, 1):
+            g = " | ".join(fmt(row["groups"].get(x)) if x in row["groups"] else "–" for x in groups)
+            out.append(f"| {i} | {md_escape(row['dataset'])} | {rows_of.get(row['dataset'], '?')} | "
+                       f"{fmt(row['score'])} | {g} |")
+        out.append("")
+    warn = size_warning(results, meta)
+    if warn:
+        out += [f"> **Note:** {md_escape(warn)}", ""]
+    out += ["## Metrics", "", "↑ higher is better, ↓ lower is better, · no direction (compare with the "
+            "reference). Best candidate in bold; 95% intervals in brackets.", ""]
+    head = ["metric", ""] + [md_escape(d) + (" (reference)" if _role(results, d) == "reference" else "")
+                             for d in datasets]
+    out.append("| " + " | ".join(head) + " |")
+    out.append("|---|:-:|" + "---:|" * len(datasets))
+    for m in metric_names:
+        any_r = next(r for r in results if r.metric == m)
+        row = [f"`{m}`", arrow(any_r.higher_is_better)]
+        for d in datasets:
+            r = cell.get((d, m))
+            if r is None:
+                row.append("n/a")
+                continue
+            s = fmt(r.value)
+            if best.get(m) == d:
+                s = f"**{s}**"
+            if r.ci is not None:
+                s += f" [{fmt(r.ci[0])}, {fmt(r.ci[1])}]"
+            row.append(s)
+        out.append("| " + " | ".join(row) + " |")
+    out.append("")
+    skipped = meta.get("skipped") or []
+    if skipped:
+        out += ["Not computed: " + "; ".join(f"{md_escape(d)} `{m}` ({md_escape(why)})" for d, m, why in skipped),
+                ""]
+    out += ["Corpus-level statistics (distinct-n, entropy, compression ratio, MATTR, vocabulary size) carry no "
+            "interval: resampling rows with replacement would manufacture duplicates and bias them. "
+            "Compare them at one `--sample-size`.", "", "## Definitions", ""]
+    for m in metric_names:
+        r0 = next(r for r in results if r.metric == m)
+        args = {k: v for k, v in r0.signature.args.items() if k != "tokenizer"}
+        shown = f" ({', '.join(f'{k}={v}' for k, v in sorted(args.items()))})" if args else ""
+        out.append(f"- `{m}`{shown}: {md_escape(summaries.get(m, ''))}")
+    out += ["", "## Datasets", "", "| dataset | role | source | rows | fingerprint |", "|---|---|---|---:|---|"]
+    for d in ([ref] if ref else []) + meta.get("candidates", []):
+        sample = d.get("sample")
+        rows = f"{d.get('rows')}" + (f" of {sample['of']} (seed {sample['seed']})" if sample else "")
+        out.append(f"| {md_escape(d.get('name'))} | {d.get('role', 'candidate')} | {md_escape(d.get('source'))} | "
+                   f"{rows} | `{str(d.get('fingerprint', ''))[:16]}` |")
+    out += ["", "## Signatures", "",
+            "Each number's full signature is in `results.jsonl`; two numbers compare only when their "
+            "signatures agree apart from the data fingerprint.", ""]
+    seen = set()
+    for r in results:
+        s = r.signature
+        args = ", ".join(f"{k}={v}" for k, v in sorted(s.args.items())) or "none"
+        short = f"{s.metric} | args {args} | embedder {s.embedder or '—'} | seed {s.seed} | synthbench {s.harness}"
+        if short not in seen:
+            seen.add(short)
+            out.append(f"- {md_escape(short)}")
+    out.append("")
+    return "\n".join(out)
+
+
+def size_warning(results, meta) -> str | None:
+    sizes = {d["name"]: d.get("rows") for d in meta.get("candidates", [])}
+    if meta.get("sample_size") or len(set(sizes.values())) <= 1:
+        return None
+    present = {r.metric for r in results}
+    dep = sorted(set(meta.get("size_dependent", [])) & present)
+    if not dep:
+        return None
+    return (f"the candidates differ in size ({', '.join(f'{k}: {v}' for k, v in sizes.items())}); "
+            f"{', '.join(dep)} depend on size. Rerun with --sample-size N (or min) to compare them fairly.")
+
+
+def _role(results, d):
+    return next((r.role for r in results if r.dataset == d), "candidate")
+
+
+def _dataset_order(results, meta):
+    names = [meta["reference"]["name"]] if meta.get("reference") else []
+    names += [c["name"] for c in meta.get("candidates", [])]
+    present = list(dict.fromkeys(r.dataset for r in results))
+    return [n for n in names if n in present] + [n for n in present if n not in names]
+
+
+def render_terminal(results, meta: dict) -> str:
+    """A plain aligned table (metrics × datasets) for the console."""
+    datasets = _dataset_order(results, meta)
+    metric_names = list(dict.fromkeys(r.metric for r in results))
+    cell, best = _table(results, datasets, metric_names)
+    header = ["metric", ""] + [term_safe(d)[:24] for d in datasets]
+    rows = [header]
+    for m in metric_names:
+        any_r = next(r for r in results if r.metric == m)
+        row = [m, arrow(any_r.higher_is_better)]
+        for d in datasets:
+            r = cell.get((d, m))
+            row.append("n/a" if r is None else fmt(r.value) + ("*" if best.get(m) == d else ""))
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    ranking = rank_candidates(results)
+    if ranking:
+        lines.append("")
+        lines.append("ranking (mean rank over metric groups, 1 = best): " +
+                     ", ".join(f"{i}. {term_safe(r['dataset'])} ({fmt(r['score'])})" for i, r in enumerate(ranking, 1)))
+    lines.append("* best candidate")
+    warn = size_warning(results, meta)
+    if warn:
+        lines.append("note: " + term_safe(warn))
+    return "\n".join(lines)

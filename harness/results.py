@@ -1,0 +1,61 @@
+"""results.jsonl: one JSON object per (dataset, metric), written atomically.
+
+A rerun into the same folder reuses every record whose signature matches what would be
+computed now (MTEB's 'only missing'); records of other datasets or metrics are kept.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .cache import atomic_write_text
+from .core import Result
+from .errors import UserError
+
+RESULTS = "results.jsonl"
+
+
+class ResultStore:
+    def __init__(self, out_dir: Path):
+        self.out_dir = Path(out_dir)
+        self.path = self.out_dir / RESULTS
+        self.records: dict[tuple[str, str], dict] = {}
+        if self.path.exists():
+            self._load()
+
+    def _load(self) -> None:
+        for lineno, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+                key = (d["dataset"], d["metric"])
+                d["signature_key"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise UserError(f"{self.path}: line {lineno} is not a synthbench result record",
+                                "delete the file (or choose another --out folder) to start afresh") from None
+            self.records[key] = d
+
+    def reusable(self, dataset: str, metric: str, signature_key: str) -> Result | None:
+        d = self.records.get((dataset, metric))
+        if d is not None and d.get("signature_key") == signature_key:
+            return Result.from_json(d)
+        return None
+
+    def put(self, result: Result) -> None:
+        self.records[(result.dataset, result.metric)] = result.to_json()
+
+    def flush(self) -> None:
+        lines = [json.dumps(d, ensure_ascii=False, sort_keys=True) for d in self.records.values()]
+        atomic_write_text(self.path, "\n".join(lines) + ("\n" if lines else ""))
+
+    def all(self) -> list[Result]:
+        return [Result.from_json(d) for d in self.records.values()]
+
+
+def load_results(out_dir: Path) -> list[Result]:
+    path = Path(out_dir) / RESULTS
+    if not path.exists():
+        raise UserError(f"{path}: no results here", "run 'synthbench eval ... --out DIR' first")
+    return ResultStore(Path(out_dir)).all()
