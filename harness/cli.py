@@ -39,10 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--reference", "-r", metavar="REF", help="the real dataset to compare with")
     e.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder (reused on rerun)")
     e.add_argument("--metrics", "-m", metavar="LIST",
-                   help="comma-separated names, groups (lexical, length, dup, semantic) or globs; default: all")
+                   help="comma-separated metric names, groups (the part before /) or globs; 'synthbench metrics' lists them; default: all")
     e.add_argument("--sample-size", metavar="N|min",
                    help="evaluate every dataset on N rows drawn without replacement (seeded); 'min' = the "
                         "smallest candidate's size. Makes size-dependent metrics comparable.")
+    e.add_argument("--repeats", type=int, default=1, metavar="R",
+                   help="with --sample-size: compute size-dependent metrics on R seeded samples of each "
+                        "larger dataset and report their mean with a 95%% t-interval (default 1)")
     e.add_argument("--seed", type=int, default=0, help="seed for sampling, bootstrap and seeded metrics")
     e.add_argument("--embedder", default="default",
                    help="sentence-transformers model: 'default' (all-MiniLM-L6-v2, offline), a local "
@@ -155,21 +158,24 @@ def cmd_eval(args) -> int:
             if small:
                 raise UserError(f"--sample-size {sample_size}: {small[0].name} has only {len(small[0])} rows",
                                 f"use --sample-size {min(len(c) for c in candidates)} or less (or 'min')")
-        candidates = [c.subsample(sample_size, args.seed) for c in candidates]
-        if reference is not None and len(reference) > sample_size:
-            reference = reference.subsample(sample_size, args.seed)
+    if args.repeats < 1:
+        raise UserError(f"--repeats {args.repeats}: must be at least 1", "give 1 (no repeats) or more")
 
     needs_emb = any("embeddings" in s.info.needs or "reference_embeddings" in s.info.needs for s in specs)
     emb = resolve_embedder(args.embedder, batch_size=args.batch_size) if needs_emb else None
     out = Path(args.out)
     progress = not (args.no_progress or os.environ.get("CI") or not sys.stderr.isatty())
-    cfg = RunConfig(seed=args.seed, embedder=emb, sample_size=sample_size, progress=progress)
+    cfg = RunConfig(seed=args.seed, embedder=emb, sample_size=sample_size, repeats=args.repeats, progress=progress)
     corpora = ([(reference, "reference")] if reference is not None else []) + [(c, "candidate") for c in candidates]
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
     outcome = run(corpora, reference, specs, out, cfg, log=log)
 
+    from .runner import primary
+
+    reference = primary(reference, cfg) if reference is not None else None
+    candidates = [primary(c, cfg) for c in candidates]
     meta = {
-        "harness": __version__, "seed": args.seed, "sample_size": sample_size,
+        "harness": __version__, "seed": args.seed, "sample_size": sample_size, "repeats": args.repeats,
         "embedder": emb.identity if emb else None,
         "reference": _describe(reference, "reference") if reference is not None else None,
         "candidates": [_describe(c, "candidate") for c in candidates],

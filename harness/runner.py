@@ -4,17 +4,22 @@ The runner knows nothing about individual metrics: it reads each metric's declar
 resolves them once per corpus (embeddings through the cached embedder), computes the metrics
 that are not already done, and writes every finished result at once (atomically), so an
 interrupted run loses at most the metric in progress.
+
+Sampling lives here too: with ``sample_size`` every corpus larger than N is evaluated on a
+seeded sample of N rows; with ``repeats`` R > 1, metrics whose value moves with n are computed
+on R independent samples and reported as their mean with a t-interval.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__
-from .core import Corpus, Result, Signature
+from .core import Corpus, Result, Score, Signature
 from .metrics import MetricSpec
 from .metrics.base import Context, MetricSkipped
 from .results import ResultStore
@@ -23,8 +28,9 @@ from .results import ResultStore
 @dataclass
 class RunConfig:
     seed: int = 0
-    embedder: object | None = None          # EmbedderSpec
+    embedder: object | None = None          # EmbedderSpec (or a test double with .identity)
     sample_size: int | None = None
+    repeats: int = 1
     progress: bool = True
     cache_dir: Path | None = None
 
@@ -38,13 +44,33 @@ class RunOutcome:
     embed_stats: dict = field(default_factory=dict)
 
 
-def signature_for(spec: MetricSpec, corpus: Corpus, reference: Corpus | None, cfg: RunConfig) -> Signature:
+def sample_seed(seed: int, repeat: int) -> int:
+    """The sampling seed of repeat r (r = 0 is the primary sample every metric sees)."""
+    return seed + 7919 * repeat
+
+
+def primary(corpus: Corpus, cfg: RunConfig) -> Corpus:
+    """The corpus as every metric sees it: the seeded sample when it is larger than sample_size."""
+    if cfg.sample_size and len(corpus) > cfg.sample_size:
+        return corpus.subsample(cfg.sample_size, sample_seed(cfg.seed, 0))
+    return corpus
+
+
+def _repeated(spec: MetricSpec, full: Corpus, cfg: RunConfig) -> bool:
+    return bool(spec.info.size_dependent and cfg.repeats > 1 and cfg.sample_size
+                and len(full) > cfg.sample_size)
+
+
+def signature_for(spec: MetricSpec, corpus: Corpus, reference: Corpus | None, cfg: RunConfig,
+                  full: Corpus | None = None) -> Signature:
     info = spec.info
     uses_emb = "embeddings" in info.needs or "reference_embeddings" in info.needs
     uses_ref = "reference" in info.needs or "reference_embeddings" in info.needs
     args = dict(spec.args)
     if "texts" in info.needs or "reference" in info.needs:
         args.setdefault("tokenizer", Context.TOKENIZER)
+    if full is not None and _repeated(spec, full, cfg):
+        args["repeats"] = cfg.repeats
     return Signature(
         harness=__version__,
         metric=spec.name,
@@ -52,26 +78,56 @@ def signature_for(spec: MetricSpec, corpus: Corpus, reference: Corpus | None, cf
         data={"candidate": corpus.fingerprint,
               "reference": reference.fingerprint if (uses_ref and reference is not None) else None,
               "sample": corpus.sample},
-        embedder=(cfg.embedder.identity if (uses_emb and cfg.embedder is not None) else None),
+        embedder=(getattr(cfg.embedder, "identity", None) if (uses_emb and cfg.embedder is not None) else None),
         seed=cfg.seed,
     )
 
 
-def applicable(spec: MetricSpec, corpus: Corpus, reference: Corpus | None) -> str | None:
+REFERENCE_ITSELF = "compares a dataset with the reference"
+
+
+def applicable(spec: MetricSpec, corpus: Corpus, reference: Corpus | None, role: str = "candidate") -> str | None:
     """None if the metric can run on this corpus, else the reason it cannot."""
     needs = spec.info.needs
     if "labels" in needs and corpus.labels is None:
         return "needs labels"
-    if ("reference" in needs or "reference_embeddings" in needs) and reference is None:
-        return "needs --reference"
+    if "reference" in needs or "reference_embeddings" in needs:
+        if reference is None:
+            return "needs --reference"
+        if role == "reference":
+            return REFERENCE_ITSELF
+        if "labels" in needs and reference.labels is None:
+            return "needs a labelled reference"
     return None
+
+
+def _t95(df: int) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, df))
+
+
+def combine_repeats(scores: list[Score], sizes: tuple[int, int]) -> Score:
+    """Mean over R samples of N rows, with a t-interval of that mean; the first sample's details."""
+    import numpy as np
+
+    vals = np.array([s.value for s in scores], dtype=float)
+    mean = float(vals.mean())
+    half = _t95(len(vals) - 1) * float(vals.std(ddof=1)) / math.sqrt(len(vals))
+    details = dict(scores[0].details)
+    details["repeats"] = {"values": [float(v) for v in vals], "sample_size": sizes[0], "of": sizes[1],
+                          "interval": "t-interval of the mean over repeated seeded samples"}
+    return Score(mean, (mean - half, mean + half), details)
 
 
 def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list[MetricSpec],
         out_dir: Path, cfg: RunConfig, log: Callable[[str], None] = print, embedder=None) -> RunOutcome:
-    """Evaluate every (corpus, metric) pair; ``corpora`` holds (corpus, role) with role
-    'candidate' or 'reference'. ``embedder`` overrides the one built from ``cfg.embedder``
-    (anything with ``embed(texts) -> array`` and an ``identity``; tests pass a fake)."""
+    """Evaluate every (corpus, metric) pair.
+
+    ``corpora`` holds (corpus, role) with role 'candidate' or 'reference', as loaded (the runner
+    samples them). ``embedder`` overrides the one built from ``cfg.embedder`` (anything with
+    ``embed(texts) -> array`` and an ``identity``; tests pass a fake).
+    """
     from tqdm.auto import tqdm
 
     store = ResultStore(out_dir)
@@ -84,38 +140,53 @@ def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list
 
         embedder = Embedder(cfg.embedder, cache_dir=cfg.cache_dir, progress=cfg.progress)
 
+    ref_full = reference
+    reference = primary(reference, cfg) if reference is not None else None
     ref_ctx = Context(reference, cfg.seed, embedder) if reference is not None else None
     plan = []
-    for corpus, role in corpora:
+    for full, role in corpora:
+        corpus = reference if (role == "reference" and reference is not None) else primary(full, cfg)
         for spec in specs:
-            reason = applicable(spec, corpus, reference)
+            reason = applicable(spec, corpus, reference, role)
+            if reason == REFERENCE_ITSELF:
+                continue  # a comparison with the reference has no row for the reference itself
             if reason:
                 outcome.skipped.append((corpus.name, spec.name, reason))
                 continue
-            sig = signature_for(spec, corpus, reference, cfg)
+            sig = signature_for(spec, corpus, reference, cfg, full=full)
             done = store.reusable(corpus.name, spec.name, sig.key)
             if done is not None:
                 outcome.results.append(done)
                 outcome.reused += 1
             else:
-                plan.append((corpus, role, spec, sig))
+                plan.append((full, corpus, role, spec, sig))
     if outcome.reused:
         log(f"reusing {outcome.reused} finished result(s) from {store.path}")
 
     bar = tqdm(total=len(plan), desc="metrics", unit="metric", disable=not cfg.progress or not plan)
-    contexts: dict[str, Context] = {}
-    for corpus, role, spec, sig in plan:
-        if role == "reference" and ref_ctx is not None:
-            ctx = ref_ctx
-        else:
-            ctx = contexts.get(corpus.name)
-            if ctx is None:
-                contexts.clear()  # one candidate's derived data in memory at a time
-                ctx = contexts[corpus.name] = Context(corpus, cfg.seed, embedder, reference=ref_ctx)
+    contexts: dict[tuple[str, int], Context] = {}
+
+    def context(full: Corpus, corpus: Corpus, role: str, repeat: int) -> Context:
+        if role == "reference" and repeat == 0 and ref_ctx is not None:
+            return ref_ctx
+        key = (corpus.name, repeat)
+        if key not in contexts:
+            if repeat == 0:
+                contexts.clear()  # one dataset's derived data in memory at a time
+                sample = corpus
+            else:
+                sample = full.subsample(cfg.sample_size, sample_seed(cfg.seed, repeat))
+            contexts[key] = Context(sample, cfg.seed, embedder, reference=ref_ctx if role != "reference" else None)
+        return contexts[key]
+
+    for full, corpus, role, spec, sig in plan:
         bar.set_postfix_str(f"{corpus.name}: {spec.name}", refresh=True)
         t0 = time.perf_counter()
         try:
-            score = spec(ctx)
+            score = spec(context(full, corpus, role, 0))
+            if _repeated(spec, full, cfg):
+                more = [spec(context(full, corpus, role, r)) for r in range(1, cfg.repeats)]
+                score = combine_repeats([score] + more, (cfg.sample_size, len(full)))
         except MetricSkipped as e:
             outcome.skipped.append((corpus.name, spec.name, str(e)))
             bar.update(1)
@@ -132,7 +203,7 @@ def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list
     bar.close()
     if embedder is not None and hasattr(embedder, "stats"):
         outcome.embed_stats = dict(embedder.stats)
-    order = {(c.name): i for i, (c, _) in enumerate(corpora)}
+    order = {c.name: i for i, (c, _) in enumerate(corpora)}
     mindex = {s.name: i for i, s in enumerate(specs)}
     outcome.results.sort(key=lambda r: (order.get(r.dataset, 1e9), mindex.get(r.metric, 1e9)))
     return outcome

@@ -10,7 +10,8 @@ Z95 = 1.959963984540054
 def bootstrap_ci(values, statistic=None, n_boot: int = 1000, seed: int = 0, level: float = 0.95):
     """Percentile bootstrap interval of ``statistic`` (default: the mean) over rows.
 
-    Resampling is vectorised for the mean; other statistics are evaluated per replicate.
+    Resampling is vectorised for the mean, in blocks of replicates that keep memory near 16 MB
+    whatever n; other statistics are evaluated per replicate.
     Returns None for fewer than 2 values (no spread can be estimated).
     """
     import numpy as np
@@ -20,11 +21,12 @@ def bootstrap_ci(values, statistic=None, n_boot: int = 1000, seed: int = 0, leve
     if n < 2:
         return None
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_boot, n))
     if statistic is None:
-        reps = x[idx].mean(axis=1)
+        block = max(1, 1_000_000 // n)
+        reps = np.concatenate([x[rng.integers(0, n, size=(min(block, n_boot - i), n))].mean(axis=1)
+                               for i in range(0, n_boot, block)])
     else:
-        reps = np.array([statistic(x[i]) for i in idx])
+        reps = np.array([statistic(x[rng.integers(0, n, size=n)]) for _ in range(n_boot)])
     a = (1 - level) / 2
     lo, hi = np.quantile(reps, [a, 1 - a])
     return float(lo), float(hi)
@@ -49,4 +51,6 @@ def wilson_ci(successes: int, n: int):
     denom = 1 + z2 / n
     centre = (p + z2 / (2 * n)) / denom
     half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    lo = 0.0 if successes == 0 else max(0.0, centre - half)
+    hi = 1.0 if successes == n else min(1.0, centre + half)
+    return lo, hi

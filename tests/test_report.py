@@ -46,3 +46,21 @@ def test_size_warning_when_sizes_differ():
     assert "--sample-size" in render_markdown(rs, meta, {})
     meta["sample_size"] = 10
     assert "--sample-size N" not in render_markdown(rs, meta, {})
+
+
+def test_ties_share_best_and_no_bold_when_all_equal():
+    from harness.report.markdown import _table
+
+    rs = [rec("a", "dup/exact-rate", 0.0, False), rec("b", "dup/exact-rate", 0.0, False),
+          rec("c", "dup/exact-rate", 0.2, False), rec("a", "dup/near-rate", 0.1, False),
+          rec("b", "dup/near-rate", 0.1, False)]
+    _, best = _table(rs, ["a", "b", "c"], ["dup/exact-rate", "dup/near-rate"])
+    assert best == {"dup/exact-rate": {"a", "b"}}
+
+
+def test_wilson_edges():
+    from harness.stats import wilson_ci
+
+    assert wilson_ci(0, 250)[0] == 0.0 and wilson_ci(250, 250)[1] == 1.0
+    lo, hi = wilson_ci(20, 100)
+    assert 0.13 < lo < 0.2 < hi < 0.29

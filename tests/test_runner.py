@@ -30,10 +30,20 @@ def go(tmp_path, corpora, emb, seed=0, names=None):
                RunConfig(seed=seed, progress=False), log=lambda m: None, embedder=emb)
 
 
+def expected_units(corpora, names=None):
+    """(dataset, metric) pairs a run should produce: reference-only metrics skip the reference row."""
+    from harness.runner import applicable
+
+    ref, a, b = corpora
+    return {(c.name, s.name) for c, role in ((ref, "reference"), (a, "candidate"), (b, "candidate"))
+            for s in metrics.select(names) if applicable(s, c, ref, role) is None}
+
+
 def test_records_have_required_fields(tmp_path, corpora, fake_embedder):
     out = go(tmp_path, corpora, fake_embedder)
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
-    assert len(lines) == out.computed == 3 * len(metrics.names())
+    assert len(lines) == out.computed == len(expected_units(corpora))
+    assert {(json.loads(x)["dataset"], json.loads(x)["metric"]) for x in lines} == expected_units(corpora)
     for line in lines:
         d = json.loads(line)
         assert {"dataset", "metric", "value", "ci", "higher_is_better", "signature"} <= set(d)
@@ -41,7 +51,8 @@ def test_records_have_required_fields(tmp_path, corpora, fake_embedder):
         sig = d["signature"]
         assert {"harness", "metric", "args", "data", "embedder", "seed"} <= set(sig)
         assert len(sig["data"]["candidate"]) == 64
-        if d["metric"].startswith("semantic/"):
+        needs = metrics.get(d["metric"]).info.needs
+        if "embeddings" in needs or "reference_embeddings" in needs:
             assert sig["embedder"] == "fake-bow-64"
         else:
             assert sig["embedder"] is None
@@ -49,7 +60,7 @@ def test_records_have_required_fields(tmp_path, corpora, fake_embedder):
 
 def test_embeddings_resolved_once_per_corpus(tmp_path, corpora, fake_embedder):
     go(tmp_path, corpora, fake_embedder, names=["semantic"])
-    assert fake_embedder.calls == 3  # reference + two candidates, one call each
+    assert fake_embedder.calls == 3  # reference + two candidates, one call each, however many metrics
 
 
 def test_rerun_reuses_everything(tmp_path, corpora, fake_embedder):
@@ -64,7 +75,7 @@ def test_rerun_reuses_everything(tmp_path, corpora, fake_embedder):
 def test_changed_seed_recomputes_and_keeps_other_records(tmp_path, corpora, fake_embedder):
     go(tmp_path, corpora, fake_embedder, names=["lexical/distinct-2"])
     again = go(tmp_path, corpora, fake_embedder, seed=5, names=["lexical/distinct-2", "dup/exact-rate"])
-    assert again.computed == 6 and again.reused == 0
+    assert again.computed == 6 and again.reused == 0  # distinct-2 recomputed under the new seed
     recs = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert len(recs) == 6 and {r["signature"]["seed"] for r in recs} == {5}
 
@@ -87,11 +98,12 @@ def test_interrupted_run_keeps_finished_results(tmp_path, corpora, fake_embedder
     with pytest.raises(KeyboardInterrupt):
         go(tmp_path, corpora, fake_embedder)
     done = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
-    per = len(metrics.names())
-    assert per < len(done) < 2 * per  # the reference finished, the first candidate partly
+    total = len(expected_units(corpora))
+    assert {d["dataset"] for d in done} == {corpora[0].name, corpora[1].name}  # stopped inside the first candidate
+    assert 0 < len(done) < total
     monkeypatch.setattr(sem, "mean_pairwise_cosine_distance", real)
     resumed = go(tmp_path, corpora, fake_embedder)
-    assert resumed.reused == len(done) and resumed.computed == 3 * per - len(done)
+    assert resumed.reused == len(done) and resumed.computed == total - len(done)
 
 
 @metric(needs=("texts", "labels"), higher_is_better=True)
@@ -123,3 +135,25 @@ def test_needs_decide_applicability(tmp_path, fake_embedder):
                    log=lambda m: None, embedder=fake_embedder)
     assert with_ref.results[0].value == 2.0
     assert with_ref.results[0].signature.data["reference"] == labelled.fingerprint
+
+
+def test_sample_size_and_repeats(tmp_path, corpora, fake_embedder):
+    """Size-dependent metrics are averaged over R seeded samples, with a t-interval; others are not."""
+    import numpy as np
+
+    from harness.metrics.base import Context
+    from harness.runner import sample_seed
+
+    ref, a, b = corpora
+    specs = metrics.select(["lexical/distinct-2", "length/mean-words"])
+    cfg = RunConfig(seed=3, sample_size=120, repeats=4, progress=False)
+    out = run([(a, "candidate")], None, specs, tmp_path, cfg, log=lambda m: None, embedder=fake_embedder)
+    d2 = next(r for r in out.results if r.metric == "lexical/distinct-2")
+    manual = [specs[0](Context(a.subsample(120, sample_seed(3, r)))).value for r in range(4)]
+    assert d2.details["repeats"]["values"] == pytest.approx(manual)
+    assert d2.value == pytest.approx(np.mean(manual))
+    assert d2.ci[0] < d2.value < d2.ci[1]
+    assert d2.signature.args["repeats"] == 4 and d2.signature.data["sample"]["size"] == 120
+    ln = next(r for r in out.results if r.metric == "length/mean-words")
+    assert "repeats" not in ln.details and "repeats" not in ln.signature.args
+    assert ln.signature.data["sample"] == {"size": 120, "seed": 3, "of": len(a)}

@@ -38,13 +38,16 @@ def arrow(hib) -> str:
 
 
 def _table(results, datasets, metric_names):
+    """Cells by (dataset, metric), and per metric the set of best candidates (ties share it)."""
     cell = {(r.dataset, r.metric): r for r in results}
-    best: dict[str, str] = {}
+    best: dict[str, set[str]] = {}
     for m in metric_names:
         cand = [cell[(d, m)] for d in datasets if (d, m) in cell and cell[(d, m)].role == "candidate"]
         if len(cand) > 1 and cand[0].higher_is_better is not None:
             pick = max if cand[0].higher_is_better else min
-            best[m] = pick(cand, key=lambda r: r.value).dataset
+            top = pick(r.value for r in cand)
+            if any(r.value != top for r in cand):
+                best[m] = {r.dataset for r in cand if r.value == top}
     return cell, best
 
 
@@ -92,7 +95,7 @@ def render_markdown(results, meta: dict, summaries: dict[str, str]) -> str:
                 row.append("n/a")
                 continue
             s = fmt(r.value)
-            if best.get(m) == d:
+            if d in best.get(m, ()):
                 s = f"**{s}**"
             if r.ci is not None:
                 s += f" [{fmt(r.ci[0])}, {fmt(r.ci[1])}]"
@@ -167,7 +170,7 @@ def render_terminal(results, meta: dict) -> str:
         row = [m, arrow(any_r.higher_is_better)]
         for d in datasets:
             r = cell.get((d, m))
-            row.append("n/a" if r is None else fmt(r.value) + ("*" if best.get(m) == d else ""))
+            row.append("n/a" if r is None else fmt(r.value) + ("*" if d in best.get(m, ()) else ""))
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
