@@ -1,11 +1,13 @@
 """Throughput and peak-memory benchmark for synthbench's text metrics and the embedder.
 
-Prints a table (it is not a test). Each block (lexical+length metrics, duplicates, embedding) runs
-for each size in its own subprocess, so the peak RSS reported is that block's alone.
+Prints a table (it is not a test). Each block (lexical+length metrics, duplicates, embedding, semantic)
+runs for each size in its own subprocess, so the peak RSS reported is that block's alone.
 
     .venv/bin/python bench/run.py                        # n = 10k and 100k (embedding too)
     .venv/bin/python bench/run.py --quick                # n = 2000 only
     .venv/bin/python bench/run.py --sizes 10000 --embed-sizes 10000 --out bench/out/
+    .venv/bin/python bench/run.py --blocks semantic      # Vendi at 100k + surface metrics 10k vs 10k
+    .venv/bin/python bench/run.py --blocks distance      # distance/* 10k vs 10k + PRDC 20k beside `prdc`
 
 Inputs are real short texts read in place from ``../shared/data`` (never copied into the repo).
 """
@@ -39,7 +41,7 @@ PREFERRED = [
     "sst2_real/train_phrases_b.jsonl",
 ]
 
-BLOCKS = ("lexical", "dup", "embed")
+BLOCKS = ("lexical", "dup", "embed", "semantic", "distance")
 GOAL_COLD_PER_S = 400.0
 GOAL_SPEEDUP = 50.0
 
@@ -242,7 +244,336 @@ def worker_embed(texts):
     }
 
 
-WORKERS = {"lexical": worker_lexical, "dup": worker_dup, "embed": worker_embed}
+SEMANTIC_DIM = 384          # all-MiniLM-L6-v2's dimension
+SEMANTIC_METRIC_N = 10_000  # rows for the other embedding metrics and for each side of the surface metrics
+KERNEL_SIZES = (2000, 5000)  # vendi-score's n x n kernel form: impossible at 100k (an 80 GB matrix)
+KERNEL_TIMEOUT_S = 240
+
+
+def unit_mixture(n: int, seed: int, dim: int = SEMANTIC_DIM, centres: int = 50):
+    """n random unit vectors drawn around ``centres`` random directions (a stand-in for sentence
+    embeddings with topics; float32, like the embedder's output)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    C = rng.normal(size=(centres, dim))
+    lab = rng.integers(0, centres, size=n)
+    X = (C[lab] + 1.5 * rng.normal(size=(n, dim))).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    return X, lab
+
+
+def vendi_kernel_main(n: int, seed: int) -> None:
+    """Child process: time vendi-score's kernel form (n x n eigendecomposition) and print JSON."""
+    import numpy as np
+    from vendi_score import vendi
+
+    X, _ = unit_mixture(n, seed)
+    X = X.astype(np.float64)
+    w0, c0 = time.perf_counter(), time.process_time()
+    v = float(vendi.score_K(X @ X.T))
+    print(json.dumps({"value": v, "seconds": time.perf_counter() - w0, "cpu": time.process_time() - c0}))
+
+
+def _vendi_kernel_child(n: int, seed: int) -> dict:
+    """Run ``vendi_kernel_main`` in a child process under KERNEL_TIMEOUT_S."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--vendi-kernel", str(n), str(seed)]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=KERNEL_TIMEOUT_S,
+                           env={**os.environ, **ENV}, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return {"timed_out": True}
+    if p.returncode != 0:
+        return {"error": (p.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def _labelled_pool(n: int) -> list[tuple[str, str | None]]:
+    """The first ``n`` (text, label) pairs of the pool, in the same order as ``iter_pool``."""
+    out = []
+    for path in source_files():
+        with path.open(encoding="utf-8") as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                t = row.get("text") if isinstance(row, dict) else None
+                if isinstance(t, str) and t.strip():
+                    lab = row.get("label")
+                    out.append((t, None if lab is None else str(lab)))
+                    if len(out) == n:
+                        return out
+    return out
+
+
+def worker_semantic(texts):
+    """Vendi at n rows (ours, dual form, beside vendi-score's dual and kernel forms), the other embedding
+    metrics at 10k rows, and the surface metrics on 10k vs 10k real texts."""
+    from harness import metrics
+    from harness.core import Corpus
+    from harness.metrics.base import Context
+    from harness.metrics.semantic import vendi_score
+
+    n = len(texts)
+    rows = []
+    vendi_score(unit_mixture(500, seed=2)[0])  # warm up BLAS/LAPACK before the clock starts
+    X, _ = unit_mixture(n, seed=0)
+    ours, s, c = _timed(lambda: vendi_score(X))
+    rows.append({"metric": "vendi: synthbench dual (d x d, float64)", "seconds": s, "cpu": c, "value": f"{ours:.4f}"})
+    try:
+        from vendi_score import vendi as vs
+    except ImportError:
+        vs = None
+        rows.append({"metric": "vendi: vendi-score", "seconds": float("nan"), "cpu": float("nan"),
+                     "value": "not installed (pip install vendi-score==0.0.3)", "no_total": True})
+    if vs is not None:
+        theirs, s, c = _timed(lambda: float(vs.score_dual(X)))
+        rows.append({"metric": "vendi: vendi-score score_dual", "seconds": s, "cpu": c, "no_total": True,
+                     "value": f"{theirs:.4f} (rel. diff {abs(theirs - ours) / ours:.1e})"})
+        if n > max(KERNEL_SIZES):
+            rows.append({"metric": "vendi: vendi-score score_K (kernel)", "seconds": float("nan"),
+                         "cpu": float("nan"), "no_total": True, "no_rate": True,
+                         "value": f"not run: the {n:,} x {n:,} float64 kernel alone is {n * n * 8 / 2**30:,.0f} GiB"})
+        for m in sorted(set(KERNEL_SIZES) | ({n} if n <= max(KERNEL_SIZES) else set())):
+            Y, _ = unit_mixture(m, seed=0)
+            mine = vendi_score(Y)
+            k = _vendi_kernel_child(m, 0)
+            if "value" in k:
+                rows.append({"metric": "vendi: vendi-score score_K (kernel)", "n": m, "seconds": k["seconds"],
+                             "cpu": k["cpu"], "no_total": True,
+                             "value": f"{k['value']:.4f} vs ours {mine:.4f} (rel. diff "
+                                      f"{abs(k['value'] - mine) / mine:.1e})"})
+            else:
+                rows.append({"metric": "vendi: vendi-score score_K (kernel)", "n": m, "seconds": float("nan"),
+                             "cpu": float("nan"), "no_total": True,
+                             "value": f"TIMED OUT after {KERNEL_TIMEOUT_S}s" if k.get("timed_out") else k["error"]})
+            if m == n:
+                continue
+            _, s, c = _timed(lambda Y=Y: vendi_score(Y))
+            rows.append({"metric": "vendi: synthbench dual (d x d, float64)", "n": m, "seconds": s, "cpu": c,
+                         "no_total": True, "value": f"{mine:.4f}"})
+
+    # the other embedding metrics on random mixture vectors (timings; values are not meaningful)
+    m = min(n, SEMANTIC_METRIC_N)
+    E, lab = unit_mixture(2 * m, seed=1)
+
+    class Fixed:
+        identity = "bench-random"
+
+        def __init__(self, M):
+            self.M = M
+
+        def embed(self, texts, desc=""):
+            return self.M
+
+    def ctx_of(M, labels, name, reference=None):
+        corpus = Corpus(name, name, "classification", tuple(str(i) for i in range(len(M))),
+                        labels=tuple(f"c{x % 20}" for x in labels))
+        return Context(corpus, seed=0, embedder=Fixed(M), reference=reference)
+
+    ref = ctx_of(E[m:], lab[m:], "ref")
+    cand = ctx_of(E[:m], lab[:m], "cand", reference=ref)
+    ref.embeddings, cand.embeddings  # noqa: B018  (materialise before timing)
+    specs = [metrics.get(x) for x in ("semantic/vendi", "semantic/pairwise-cosine-distance", "semantic/chamfer",
+                                      "semantic/cluster-entropy", "semantic/ref-cluster-coverage",
+                                      "semantic/aps", "perclass/vendi")]
+    for r in _run_metrics(cand, specs):
+        r["n"] = m
+        rows.append(r)
+
+    # surface metrics on real texts: the first 10k labelled pool texts against the next 10k
+    pool = _labelled_pool(2 * SEMANTIC_METRIC_N)
+    a, b = pool[:SEMANTIC_METRIC_N], pool[SEMANTIC_METRIC_N:]
+
+    def corpus(rs, name):
+        labels = tuple(lab or "(none)" for _, lab in rs)
+        return Corpus(name, name, "classification", tuple(t for t, _ in rs), labels=labels)
+
+    sctx = Context(corpus(a, "cand"), seed=0, reference=Context(corpus(b, "ref"), seed=0))
+    prep = [("(tokenize both + unigram counts)",
+             lambda: (sctx.ngram_counts(1), sctx.reference.ngram_counts(1)),
+             lambda cs: f"{len(cs[0]):,} / {len(cs[1]):,} types")]
+    for r in _run_metrics(sctx, metrics.select(["surface"]), prep):
+        r["n"] = len(a)
+        rows.append(r)
+    return {"rows": rows, "surface_inputs": f"first {len(a):,} labelled pool texts vs the next {len(b):,}",
+            "vectors": f"unit vectors, dim {SEMANTIC_DIM}, around 50 random centres (numpy seed 0/1)"}
+
+
+# ----------------------------------------------------------------------------- distance block
+
+DISTANCE_GOAL_S = 30.0       # every distance/* metric together, n vs n
+PRDC_CHILD_TIMEOUT_S = 600
+
+
+def _distance_vectors(n2: int, texts: list[str], kind: str):
+    """(2n x 384 embeddings of ``texts``, description): mixture vectors, or real MiniLM embeddings
+    from the synthbench cache (filled first in a child process, so this worker never loads torch)."""
+    import numpy as np
+
+    if kind == "real":
+        p = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--distance-embed", str(n2)],
+                           cwd=ROOT, env={**os.environ, **ENV}, capture_output=True, text=True)
+        if p.returncode != 0:
+            sys.stderr.write(p.stderr[-4000:])
+            sys.exit("bench: embedding the distance inputs failed")
+        from harness.backends.embed import Embedder, resolve_embedder
+
+        emb = Embedder(resolve_embedder("default"), progress=False)
+        E = np.asarray(emb.embed(texts))
+        assert emb.stats["encoded"] == 0
+        return E, f"all-MiniLM-L6-v2 sentence embeddings ({p.stdout.strip().splitlines()[-1]})"
+    E, _ = unit_mixture(n2, seed=1)
+    return E, f"synthetic unit vectors, dim {SEMANTIC_DIM}, around 50 random centres (not model output)"
+
+
+def distance_embed_main(n2: int) -> None:
+    """Child process: make sure the first ``n2`` pool texts are in the embedding cache."""
+    from harness.backends.embed import Embedder, resolve_embedder
+
+    texts, _ = make_texts(n2)
+    emb = Embedder(resolve_embedder("default"), progress=False)
+    _, s, _c = _timed(lambda: emb.embed(texts))
+    print(f"{emb.stats['from_cache']:,} from the cache, {emb.stats['encoded']:,} encoded now in {s:.0f}s")
+
+
+def _proc_status_mib(key: str) -> float | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss() -> float:
+    """Restart the peak-RSS counter (Linux: clear_refs 5) and return the current RSS in MiB, so that
+    the next ``_hwm_mib`` measures what the timed work adds over its inputs. Falls back to the
+    lifetime peak where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+        return _proc_status_mib("VmRSS") or _maxrss_mib()
+    except OSError:
+        return _hwm_mib()
+
+
+def _hwm_mib() -> float:
+    """Peak RSS of this process image (VmHWM). Unlike ru_maxrss it restarts at exec, so a child
+    spawned by a big parent does not inherit the parent's peak."""
+    return _proc_status_mib("VmHWM") or _maxrss_mib()
+
+
+def prdc_child_main(which: str, n: int) -> None:
+    """Child process: PRDC (k=5) on n vs n mixture vectors with synthbench or the prdc package;
+    prints values, time and peak RSS (its own process, so the memory is that computation's)."""
+    import contextlib
+    import io
+
+    X, _ = unit_mixture(2 * n, seed=2)
+    real, fake = X[:n], X[n:]
+    if which == "ours":
+        from harness.metrics.distance import prdc
+
+        fn = lambda: prdc(real, fake, 5).values()  # noqa: E731
+    else:
+        from prdc import compute_prdc
+
+        def fn():
+            with contextlib.redirect_stdout(io.StringIO()):
+                return {k: float(v) for k, v in compute_prdc(real, fake, 5).items()}
+    base = _reset_peak_rss()
+    values, s, c = _timed(fn)
+    print(json.dumps({"values": values, "seconds": s, "cpu": c, "base_mib": base, "peak_mib": _hwm_mib()}))
+
+
+def _prdc_child(which: str, n: int) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--prdc-child", which, str(n)]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=PRDC_CHILD_TIMEOUT_S,
+                           env={**os.environ, **ENV}, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {PRDC_CHILD_TIMEOUT_S}s"}
+    if p.returncode != 0:
+        return {"error": (p.stderr.strip().splitlines() or ["failed"])[-1][:120]}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def worker_distance(texts):
+    """Every distance/* metric on n candidate vs n reference rows (the first 2n pool texts, shuffled and
+    halved: one distribution), then PRDC at the --prdc-sizes beside the prdc package (child processes)."""
+    import numpy as np
+
+    from harness import metrics
+    from harness.core import Corpus
+    from harness.metrics.base import Context
+
+    n = len(texts)
+    pair, _ = make_texts(2 * n)
+    perm = np.random.default_rng(0).permutation(2 * n)
+    E, vectors = _distance_vectors(2 * n, pair, os.environ.get("BENCH_DISTANCE_EMB", "mixture"))
+    rows = []
+
+    class Fixed:
+        identity = "bench"
+
+        def __init__(self, M):
+            self.M = M
+
+        def embed(self, texts, desc=""):
+            return self.M
+
+    def corpus(idx, name):
+        return Corpus(name, name, "text", tuple(pair[i] for i in idx))
+
+    ref = Context(corpus(perm[n:], "ref"), seed=0, embedder=Fixed(E[perm[n:]]))
+    ctx = Context(corpus(perm[:n], "cand"), seed=0, embedder=Fixed(E[perm[:n]]), reference=ref)
+    try:
+        _, s, c = _timed(lambda: __import__("mauve"))
+        rows.append({"metric": "(import mauve-text: torch + transformers)", "seconds": s, "cpu": c,
+                     "value": "once per process, not counted", "no_total": True, "no_rate": True})
+    except ImportError:
+        pass
+    import sklearn.feature_extraction.text  # noqa: F401  (imports are not part of the metric times)
+    import sklearn.linear_model  # noqa: F401
+
+    for r in _run_metrics(ctx, metrics.select(["distance"])):
+        r["n"] = n
+        rows.append(r)
+    total = sum(r["seconds"] for r in rows if not r.get("no_total") and r["seconds"] == r["seconds"])
+
+    comparisons = []
+    for m in [int(x) for x in os.environ.get("BENCH_PRDC_SIZES", "20000").split(",") if x]:
+        ours, pkg = _prdc_child("ours", m), _prdc_child("package", m)
+        comparisons.append({"n": m, "ours": ours, "package": pkg})
+        for label, res in (("prdc k=5: synthbench (blockwise)", ours), ("prdc k=5: prdc 0.2 package", pkg)):
+            if "error" in res:
+                rows.append({"metric": label, "n": m, "seconds": float("nan"), "cpu": float("nan"),
+                             "value": res["error"], "no_total": True})
+                continue
+            v = res["values"]
+            rows.append({"metric": label, "n": m, "seconds": res["seconds"], "cpu": res["cpu"], "no_total": True,
+                         "value": f"P {v['precision']:.4f} R {v['recall']:.4f} D {v['density']:.4f} "
+                                  f"C {v['coverage']:.4f}; peak {res['peak_mib']:,.0f} MiB "
+                                  f"(+{res['peak_mib'] - res['base_mib']:,.0f} over inputs)"})
+        if "error" not in ours and "error" not in pkg:
+            same = ours["values"] == pkg["values"]
+            diff = max(abs(ours["values"][k] - pkg["values"][k]) for k in ours["values"])
+            mem = (pkg["peak_mib"] - pkg["base_mib"]) / max(1.0, ours["peak_mib"] - ours["base_mib"])
+            rows.append({"metric": "prdc k=5: package / synthbench", "n": m, "seconds": float("nan"),
+                         "cpu": float("nan"), "no_total": True, "no_rate": True,
+                         "value": f"time {pkg['seconds'] / ours['seconds']:.1f}x, extra memory {mem:.1f}x; "
+                                  + ("all four values identical" if same else f"max |diff| {diff:.2e}")})
+    return {"rows": rows, "vectors": vectors, "distance_total_s": total, "prdc": comparisons}
+
+
+WORKERS = {"lexical": worker_lexical, "dup": worker_dup, "embed": worker_embed, "semantic": worker_semantic,
+           "distance": worker_distance}
 
 
 def worker_main(block: str, n: int) -> None:
@@ -301,17 +632,18 @@ def table_rows(results: list[dict]) -> list[list[str]]:
             continue
         names: list[str] = []
         for r in res:
-            names += [row["metric"] for row in r["rows"] if row["metric"] not in names]
+            names += [m for m in dict.fromkeys(row["metric"] for row in r["rows"]) if m not in names]
         for name in names:
             for r in res:
                 for row in r["rows"]:
                     if row["metric"] != name:
                         continue
-                    rate = None if row.get("no_rate") else r["n"] / row["seconds"] if row["seconds"] else None
-                    out.append([block, name, str(r["n"]), _num(row["seconds"], ".3f"), _num(row["cpu"], ".2f"),
+                    rn = row.get("n", r["n"])  # a row may time another size than its block's n
+                    rate = None if row.get("no_rate") else rn / row["seconds"] if row["seconds"] else None
+                    out.append([block, name, str(rn), _num(row["seconds"], ".3f"), _num(row["cpu"], ".2f"),
                                 _num(rate, ",.0f"), "", "", "", row["value"]])
         for r in res:
-            timed = [row for row in r["rows"] if row["seconds"] == row["seconds"]]
+            timed = [row for row in r["rows"] if row["seconds"] == row["seconds"] and not row.get("no_total")]
             if block == "embed":  # total = what a cold run costs: load + encode
                 timed = [row for row in timed if row["metric"] in ("model load", "cold")]
             s = sum(row["seconds"] for row in timed)
@@ -349,6 +681,22 @@ def render(rows: list[list[str] | None]) -> str:
 def goals(results: list[dict]) -> list[dict]:
     out = []
     for r in results:
+        if r["block"] != "distance":
+            continue
+        t = r["distance_total_s"]
+        out.append({"n": r["n"], "what": f"all distance/* metrics, n vs n, together < {DISTANCE_GOAL_S:.0f} s",
+                    "value": t, "text": f"{t:.1f} s", "pass": t < DISTANCE_GOAL_S})
+        for c in r["prdc"]:
+            ours, pkg = c["ours"], c["package"]
+            ok = "error" not in ours and "error" not in pkg
+            out.append({"n": c["n"], "what": "PRDC: same four values as the prdc package, faster, less memory",
+                        "value": None, "pass": ok and ours["values"] == pkg["values"]
+                        and ours["seconds"] < pkg["seconds"] and ours["peak_mib"] < pkg["peak_mib"],
+                        "text": (f"{ours['seconds']:.1f} s vs {pkg['seconds']:.1f} s, peak {ours['peak_mib']:,.0f} vs "
+                                 f"{pkg['peak_mib']:,.0f} MiB, values "
+                                 f"{'identical' if ours['values'] == pkg['values'] else 'DIFFER'}")
+                        if ok else f"{ours.get('error') or pkg.get('error')}"})
+    for r in results:
         if r["block"] != "embed":
             continue
         cold_rate = r["encoded"] / r["cold_s"] if r["cold_s"] else 0.0
@@ -380,13 +728,36 @@ def main(argv=None) -> int:
                     help="corpus sizes for the lexical and duplicate blocks (default 10000,100000)")
     ap.add_argument("--embed-sizes", type=parse_sizes, default=None,
                     help="corpus sizes for the embedding block (default: same as --sizes)")
+    ap.add_argument("--semantic-sizes", type=parse_sizes, default=[100_000],
+                    help="Vendi sizes for the semantic block (default 100000; its other rows use 10k)")
+    ap.add_argument("--distance-sizes", type=parse_sizes, default=[10_000],
+                    help="rows per side for the distance block's metrics (default 10000: 10k vs 10k)")
+    ap.add_argument("--prdc-sizes", type=parse_sizes, default=[20_000],
+                    help="rows per side for PRDC beside the prdc package in the distance block (default 20000)")
+    ap.add_argument("--distance-embeddings", choices=("mixture", "real"), default="mixture",
+                    help="distance block inputs: synthetic mixture vectors (default), or the default "
+                         "embedder's vectors of the texts (encoded into the synthbench cache on first use)")
     ap.add_argument("--quick", action="store_true", help="n = 2000 only, for every block")
     ap.add_argument("--blocks", default=",".join(BLOCKS), help=f"subset of {','.join(BLOCKS)}")
     ap.add_argument("--embed-threads", type=int, default=None,
                     help="torch threads for the embedding block (default: os.cpu_count())")
     ap.add_argument("--out", type=Path, default=None, help="folder to write results.json into")
     ap.add_argument("--worker", nargs=2, metavar=("BLOCK", "N"), help=argparse.SUPPRESS)
+    ap.add_argument("--vendi-kernel", nargs=2, type=int, metavar=("N", "SEED"), help=argparse.SUPPRESS)
+    ap.add_argument("--prdc-child", nargs=2, metavar=("WHICH", "N"), help=argparse.SUPPRESS)
+    ap.add_argument("--distance-embed", type=int, metavar="N", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+
+    if args.prdc_child:
+        prdc_child_main(args.prdc_child[0], int(args.prdc_child[1]))
+        return 0
+    if args.distance_embed:
+        distance_embed_main(args.distance_embed)
+        return 0
+
+    if args.vendi_kernel:
+        vendi_kernel_main(*args.vendi_kernel)
+        return 0
 
     if args.worker:
         block, n = args.worker
@@ -403,6 +774,10 @@ def main(argv=None) -> int:
         ap.error(f"unknown blocks: {', '.join(sorted(unknown))}")
     sizes = [2000] if args.quick else args.sizes
     embed_sizes = [2000] if args.quick else (args.embed_sizes or sizes)
+    semantic_sizes = [2000] if args.quick else args.semantic_sizes
+    distance_sizes = [2000] if args.quick else args.distance_sizes
+    os.environ["BENCH_PRDC_SIZES"] = ",".join(map(str, [4000] if args.quick else args.prdc_sizes))
+    os.environ["BENCH_DISTANCE_EMB"] = args.distance_embeddings
 
     files = source_files()
     info = pool_info(files)
@@ -410,7 +785,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     results = []
     for block in blocks:
-        for n in (embed_sizes if block == "embed" else sizes):
+        for n in {"embed": embed_sizes, "semantic": semantic_sizes, "distance": distance_sizes}.get(block, sizes):
             results.append(run_block(block, n))
     elapsed = time.perf_counter() - t0
     load1 = os.getloadavg()
@@ -435,6 +810,20 @@ def main(argv=None) -> int:
     print(f"       averaged over the block (the machine has {os.cpu_count()}; other > 0 means timings are contended);")
     print("       (tokenize) and (ngram-counts 1-4) are timed on their own, so the metric rows after them")
     print("       exclude tokenizing and n-gram counting (Context caches both for every metric).")
+    for r in results:
+        if r["block"] == "semantic":
+            print(f"semantic (n={r['n']:,}): embeddings are synthetic {r['vectors']}, not model output;")
+            print(f"       Vendi rows at n={r['n']:,} and at {'/'.join(f'{k:,}' for k in KERNEL_SIZES)} "
+                  f"(vendi-score's kernel form, limit {KERNEL_TIMEOUT_S}s each, run in a child process);")
+            print(f"       other embedding metrics at n={min(r['n'], SEMANTIC_METRIC_N):,} (timings only); surface: "
+                  f"{r['surface_inputs']}. TOTAL counts synthbench rows only.")
+        if r["block"] == "distance":
+            print(f"distance (n={r['n']:,} per side): candidate and reference are the first {2 * r['n']:,} pool texts,")
+            print(f"       shuffled (seed 0) and halved; embeddings: {r['vectors']}. TOTAL = the distance/* rows")
+            print("       (precision/recall/density/coverage share one k-NN computation, charged to the first).")
+            print("       PRDC rows: k=5 on n vs n mixture vectors (seed 2), each in its own child process, so")
+            print("       'peak' is that computation's max RSS; 'over inputs' subtracts RSS before it started")
+            print("       (their CPU counts as 'other' in the block's cores column).")
     print()
     print(render(table_rows(results)))
     g = goals(results)

@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "folders, folders of <label>/*.txt.")
     e.add_argument("candidates", nargs="+", metavar="CANDIDATE")
     e.add_argument("--reference", "-r", metavar="REF", help="the real dataset to compare with")
+    e.add_argument("--test", "-t", metavar="TEST",
+                   help="a held-out real test split, for metrics that train models (utility/...) or check "
+                        "contamination; never sampled, never trained on")
     e.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder (reused on rerun)")
     e.add_argument("--metrics", "-m", metavar="LIST",
                    help="comma-separated metric names, groups (the part before /) or globs; 'synthbench metrics' lists them; default: all")
@@ -56,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("metrics", help="list every metric with its meaning and direction")
 
+    s = sub.add_parser("run", help="run a suite (YAML) with resume; write results and the leaderboard",
+                       description="Run every candidate of SUITE against its reference; finished results in "
+                                   "OUT are reused. Writes results.jsonl, report.md (the leaderboard) and run.json.")
+    s.add_argument("suite", metavar="SUITE.yaml")
+    s.add_argument("--out", "-o", metavar="DIR", help="output folder (default: reports/<suite name>)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bars")
+
     r = sub.add_parser("report", help="render DIR/report.md again from DIR/results.jsonl (no recomputation)")
     r.add_argument("dir", metavar="DIR")
     return p
@@ -72,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "eval":
             return cmd_eval(args)
+        if args.command == "run":
+            return cmd_run(args)
         if args.command == "metrics":
             return cmd_metrics()
         if args.command == "report":
@@ -121,16 +133,79 @@ def _unique_names(specs: list[tuple[str | None, str]]) -> list[str]:
     return [n or f"{stem_at(path, 0)}#{i + 1}" for i, (n, path) in enumerate(specs)]
 
 
-def cmd_eval(args) -> int:
-    from . import metrics as registry
+def _resolve_sample_size(value, candidates, flag="--sample-size"):
+    from .errors import UserError
+
+    if value in (None, ""):
+        return None
+    if value == "min":
+        return min(len(c) for c in candidates)
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{flag} {value}: not a number", "give N (an integer) or 'min'") from None
+    if n < 2:
+        raise UserError(f"{flag} {n}: too small", "give at least 2")
+    small = [c for c in candidates if len(c) < n]
+    if small:
+        raise UserError(f"{flag} {n}: {small[0].name} has only {len(small[0])} rows",
+                        f"use {flag} {min(len(c) for c in candidates)} or less (or 'min')")
+    return n
+
+
+def execute(candidates, reference, test, specs, out: Path, *, seed: int, sample_size, repeats: int,
+            embedder: str, batch_size: int = 64, progress: bool = True, extra_meta: dict | None = None) -> int:
+    """Run the metrics, write results.jsonl, run.json and the reports, print the table and a summary."""
     from .backends.embed import resolve_embedder
-    from .data import FieldMap, load_corpus
     from .errors import UserError
     from .report.markdown import render_terminal
-    from .runner import RunConfig, run
+    from .runner import RunConfig, primary, run
 
-    if args.no_progress or os.environ.get("CI"):
+    if repeats < 1:
+        raise UserError(f"--repeats {repeats}: must be at least 1", "give 1 (no repeats) or more")
+    sample_size = _resolve_sample_size(sample_size, candidates)
+    needs_emb = any("embeddings" in s.info.needs or "reference_embeddings" in s.info.needs for s in specs)
+    emb = resolve_embedder(embedder, batch_size=batch_size) if needs_emb else None
+    cfg = RunConfig(seed=seed, embedder=emb, sample_size=sample_size, repeats=repeats, progress=progress)
+    corpora = ([(reference, "reference")] if reference is not None else []) + [(c, "candidate") for c in candidates]
+    log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
+    outcome = run(corpora, reference, specs, out, cfg, log=log, test=test)
+
+    reference = primary(reference, cfg) if reference is not None else None
+    candidates = [primary(c, cfg) for c in candidates]
+    meta = {
+        "harness": __version__, "seed": seed, "sample_size": sample_size, "repeats": repeats,
+        "embedder": emb.identity if emb else None,
+        "reference": _describe(reference, "reference") if reference is not None else None,
+        "candidates": [_describe(c, "candidate") for c in candidates],
+        "test": _describe(test, "test") if test is not None else None,
+        "metrics": [s.name for s in specs],
+        "size_dependent": [s.name for s in specs if s.info.size_dependent],
+        "skipped": [list(x) for x in outcome.skipped],
+        **(extra_meta or {}),
+    }
+    written = write_report(out, outcome.results, meta)
+    print(render_terminal(outcome.results, meta))
+    log(f"{outcome.computed} computed, {outcome.reused} reused; wrote {out / 'results.jsonl'} and "
+        + ", ".join(str(p) for p in written))
+    for d, m, why in outcome.skipped:
+        log(f"not computed: {d} {m} ({why})")
+    return 0
+
+
+def _progress(no_progress: bool) -> bool:
+    if no_progress or os.environ.get("CI"):
         os.environ.setdefault("TQDM_DISABLE", "1")
+        return False
+    return sys.stderr.isatty()
+
+
+def cmd_eval(args) -> int:
+    from . import metrics as registry
+    from .data import FieldMap, load_corpus
+    from .errors import UserError
+
+    progress = _progress(args.no_progress)
     fields = FieldMap(text=args.text_field, label=args.label_field, instruction=args.instruction_field,
                       input=args.input_field, output=args.output_field)
     specs = registry.select(args.metrics.split(",") if args.metrics else None)
@@ -142,53 +217,33 @@ def cmd_eval(args) -> int:
     if reference is not None and reference.name in names:
         reference = _renamed(reference, reference.name + " (reference)")
     candidates = [load_corpus(path, fields, name=name, split=args.split) for name, (_, path) in zip(names, parsed)]
+    test = load_corpus(args.test, fields, name="test", split=args.split) if args.test else None
+    return execute(candidates, reference, test, specs, Path(args.out), seed=args.seed,
+                   sample_size=args.sample_size, repeats=args.repeats, embedder=args.embedder,
+                   batch_size=args.batch_size, progress=progress)
 
-    sample_size = None
-    if args.sample_size:
-        if args.sample_size == "min":
-            sample_size = min(len(c) for c in candidates)
-        else:
-            try:
-                sample_size = int(args.sample_size)
-            except ValueError:
-                raise UserError(f"--sample-size {args.sample_size}: not a number", "give N (an integer) or 'min'") from None
-            if sample_size < 2:
-                raise UserError(f"--sample-size {sample_size}: too small", "give at least 2")
-            small = [c for c in candidates if len(c) < sample_size]
-            if small:
-                raise UserError(f"--sample-size {sample_size}: {small[0].name} has only {len(small[0])} rows",
-                                f"use --sample-size {min(len(c) for c in candidates)} or less (or 'min')")
-    if args.repeats < 1:
-        raise UserError(f"--repeats {args.repeats}: must be at least 1", "give 1 (no repeats) or more")
 
-    needs_emb = any("embeddings" in s.info.needs or "reference_embeddings" in s.info.needs for s in specs)
-    emb = resolve_embedder(args.embedder, batch_size=args.batch_size) if needs_emb else None
-    out = Path(args.out)
-    progress = not (args.no_progress or os.environ.get("CI") or not sys.stderr.isatty())
-    cfg = RunConfig(seed=args.seed, embedder=emb, sample_size=sample_size, repeats=args.repeats, progress=progress)
-    corpora = ([(reference, "reference")] if reference is not None else []) + [(c, "candidate") for c in candidates]
-    log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
-    outcome = run(corpora, reference, specs, out, cfg, log=log)
+def cmd_run(args) -> int:
+    from .data import load_corpus
+    from .suite import load_suite, suite_specs
 
-    from .runner import primary
-
-    reference = primary(reference, cfg) if reference is not None else None
-    candidates = [primary(c, cfg) for c in candidates]
-    meta = {
-        "harness": __version__, "seed": args.seed, "sample_size": sample_size, "repeats": args.repeats,
-        "embedder": emb.identity if emb else None,
-        "reference": _describe(reference, "reference") if reference is not None else None,
-        "candidates": [_describe(c, "candidate") for c in candidates],
-        "metrics": [s.name for s in specs],
-        "size_dependent": [s.name for s in specs if s.info.size_dependent],
-        "skipped": [list(x) for x in outcome.skipped],
-    }
-    write_report(out, outcome.results, meta)
-    print(render_terminal(outcome.results, meta))
-    log(f"{outcome.computed} computed, {outcome.reused} reused; wrote {out / 'results.jsonl'} and {out / 'report.md'}")
-    for d, m, why in outcome.skipped:
-        log(f"not computed: {d} {m} ({why})")
-    return 0
+    progress = _progress(args.no_progress)
+    suite = load_suite(args.suite)
+    specs = suite_specs(suite)
+    reference = load_corpus(suite.reference.path, suite.reference.fields, name=suite.reference.name,
+                            split=suite.reference.split)
+    test = (load_corpus(suite.test.path, suite.test.fields, name=suite.test.name, split=suite.test.split)
+            if suite.test else None)
+    candidates = [load_corpus(c.path, c.fields, name=c.name, split=c.split) for c in suite.candidates]
+    out = Path(args.out) if args.out else Path("reports") / suite.name
+    print(f"suite {suite.name}: {len(candidates)} candidate(s) against {reference.name}, "
+          f"{len(specs)} metric(s) -> {out}", file=sys.stderr)
+    extra = {"suite": {"name": suite.name, "description": suite.description, "file": str(suite.path),
+                       "task": suite.task},
+             "provenance": {c.name: c.provenance for c in suite.candidates}}
+    extra["provenance"][suite.reference.name] = suite.reference.provenance
+    return execute(candidates, reference, test, specs, out, seed=suite.seed, sample_size=suite.sample_size,
+                   repeats=suite.repeats, embedder=suite.embedder, progress=progress, extra_meta=extra)
 
 
 def _renamed(corpus, name):
@@ -203,17 +258,30 @@ def _describe(c, role) -> dict:
             "labels": sorted(set(c.labels)) if c.labels is not None else None}
 
 
-def write_report(out: Path, results, meta: dict) -> None:
+def write_report(out: Path, results, meta: dict) -> list[Path]:
     from . import metrics as registry
     from .cache import atomic_write_text
+    from .report.figures import all_figures
+    from .report.html import render_html
     from .report.markdown import render_markdown
 
-    summaries = {}
+    infos = {}
     for r in results:
-        if r.metric in registry.REGISTRY and r.metric not in summaries:
-            summaries[r.metric] = registry.get(r.metric).info.summary
+        if r.metric in registry.REGISTRY and r.metric not in infos:
+            i = registry.get(r.metric).info
+            infos[r.metric] = {"summary": i.summary, "range": i.range, "higher_is_better": i.higher_is_better}
+    summaries = {m: i["summary"] for m, i in infos.items()}
     atomic_write_text(out / "run.json", json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
-    atomic_write_text(out / "report.md", render_markdown(results, meta, summaries))
+    md = render_markdown(results, meta, summaries)
+    written = [out / "report.md"]
+    atomic_write_text(out / "report.md", md)
+    if meta.get("suite"):
+        atomic_write_text(out / "leaderboard.md", md)
+        written.append(out / "leaderboard.md")
+    figures = all_figures(results, meta, out / "figures") if results else []
+    atomic_write_text(out / "index.html", render_html(results, meta, infos, figures))
+    written.append(out / "index.html")
+    return written
 
 
 def cmd_report(out: Path) -> int:
@@ -226,9 +294,9 @@ def cmd_report(out: Path) -> int:
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
     if not meta:
         raise UserError(f"{meta_path}: missing", "rerun 'synthbench eval' into this folder to recreate it")
-    write_report(out, results, meta)
+    written = write_report(out, results, meta)
     print(render_terminal(results, meta))
-    print(f"wrote {out / 'report.md'}", file=sys.stderr)
+    print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
     return 0
 
 

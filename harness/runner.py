@@ -62,10 +62,11 @@ def _repeated(spec: MetricSpec, full: Corpus, cfg: RunConfig) -> bool:
 
 
 def signature_for(spec: MetricSpec, corpus: Corpus, reference: Corpus | None, cfg: RunConfig,
-                  full: Corpus | None = None) -> Signature:
+                  full: Corpus | None = None, test: Corpus | None = None) -> Signature:
     info = spec.info
     uses_emb = "embeddings" in info.needs or "reference_embeddings" in info.needs
     uses_ref = "reference" in info.needs or "reference_embeddings" in info.needs
+    uses_test = "test" in info.needs
     args = dict(spec.args)
     if "texts" in info.needs or "reference" in info.needs:
         args.setdefault("tokenizer", Context.TOKENIZER)
@@ -77,7 +78,8 @@ def signature_for(spec: MetricSpec, corpus: Corpus, reference: Corpus | None, cf
         args=args,
         data={"candidate": corpus.fingerprint,
               "reference": reference.fingerprint if (uses_ref and reference is not None) else None,
-              "sample": corpus.sample},
+              "sample": corpus.sample,
+              **({"test": test.fingerprint} if (uses_test and test is not None) else {})},
         embedder=(getattr(cfg.embedder, "identity", None) if (uses_emb and cfg.embedder is not None) else None),
         seed=cfg.seed,
     )
@@ -86,11 +88,19 @@ def signature_for(spec: MetricSpec, corpus: Corpus, reference: Corpus | None, cf
 REFERENCE_ITSELF = "compares a dataset with the reference"
 
 
-def applicable(spec: MetricSpec, corpus: Corpus, reference: Corpus | None, role: str = "candidate") -> str | None:
+def applicable(spec: MetricSpec, corpus: Corpus, reference: Corpus | None, role: str = "candidate",
+               test: Corpus | None = None) -> str | None:
     """None if the metric can run on this corpus, else the reason it cannot."""
     needs = spec.info.needs
+    if role == "reference" and ("reference" in needs or "reference_embeddings" in needs):
+        return REFERENCE_ITSELF
     if "labels" in needs and corpus.labels is None:
         return "needs labels"
+    if "test" in needs:
+        if test is None:
+            return "needs --test (a real test split)"
+        if "labels" in needs and test.labels is None:
+            return "needs a labelled --test split"
     if "reference" in needs or "reference_embeddings" in needs:
         if reference is None:
             return "needs --reference"
@@ -121,12 +131,14 @@ def combine_repeats(scores: list[Score], sizes: tuple[int, int]) -> Score:
 
 
 def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list[MetricSpec],
-        out_dir: Path, cfg: RunConfig, log: Callable[[str], None] = print, embedder=None) -> RunOutcome:
+        out_dir: Path, cfg: RunConfig, log: Callable[[str], None] = print, embedder=None,
+        test: Corpus | None = None) -> RunOutcome:
     """Evaluate every (corpus, metric) pair.
 
     ``corpora`` holds (corpus, role) with role 'candidate' or 'reference', as loaded (the runner
     samples them). ``embedder`` overrides the one built from ``cfg.embedder`` (anything with
-    ``embed(texts) -> array`` and an ``identity``; tests pass a fake).
+    ``embed(texts) -> array`` and an ``identity``; tests pass a fake). ``test`` is the real
+    held-out split for trained-model metrics; it is never sampled.
     """
     from tqdm.auto import tqdm
 
@@ -140,20 +152,20 @@ def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list
 
         embedder = Embedder(cfg.embedder, cache_dir=cfg.cache_dir, progress=cfg.progress)
 
-    ref_full = reference
     reference = primary(reference, cfg) if reference is not None else None
-    ref_ctx = Context(reference, cfg.seed, embedder) if reference is not None else None
+    test_ctx = Context(test, cfg.seed, embedder, role="test") if test is not None else None
+    ref_ctx = Context(reference, cfg.seed, embedder, test=test_ctx, role="reference") if reference is not None else None
     plan = []
     for full, role in corpora:
         corpus = reference if (role == "reference" and reference is not None) else primary(full, cfg)
         for spec in specs:
-            reason = applicable(spec, corpus, reference, role)
+            reason = applicable(spec, corpus, reference, role, test)
             if reason == REFERENCE_ITSELF:
                 continue  # a comparison with the reference has no row for the reference itself
             if reason:
                 outcome.skipped.append((corpus.name, spec.name, reason))
                 continue
-            sig = signature_for(spec, corpus, reference, cfg, full=full)
+            sig = signature_for(spec, corpus, reference, cfg, full=full, test=test)
             done = store.reusable(corpus.name, spec.name, sig.key)
             if done is not None:
                 outcome.results.append(done)
@@ -176,7 +188,8 @@ def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list
                 sample = corpus
             else:
                 sample = full.subsample(cfg.sample_size, sample_seed(cfg.seed, repeat))
-            contexts[key] = Context(sample, cfg.seed, embedder, reference=ref_ctx if role != "reference" else None)
+            contexts[key] = Context(sample, cfg.seed, embedder, reference=ref_ctx if role != "reference" else None,
+                                    test=test_ctx, role=role)
         return contexts[key]
 
     for full, corpus, role, spec, sig in plan:
@@ -191,6 +204,8 @@ def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list
             outcome.skipped.append((corpus.name, spec.name, str(e)))
             bar.update(1)
             continue
+        for w in score.details.get("warnings", []):
+            log(f"warning: {corpus.name} {spec.name}: {w}")
         res = Result(dataset=corpus.name, metric=spec.name, value=float(score.value),
                      ci=tuple(float(x) for x in score.ci) if score.ci is not None else None,
                      higher_is_better=spec.info.higher_is_better, signature=sig, role=role,

@@ -173,3 +173,33 @@ def test_cli_bad_input_exit_code_2_one_line(tmp_path):
     assert "bad.jsonl: line 2: malformed JSON" in err[0] and "fix:" in err[0]
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "o" / "results.jsonl").exists()
+
+
+def test_hub_id_goes_through_datasets(monkeypatch):
+    """A hub id is handed to datasets.load_dataset (here stubbed: no network in tests)."""
+    import datasets
+
+    calls = []
+
+    def fake_load(name, split=None):
+        calls.append((name, split))
+        return datasets.DatasetDict({"train": datasets.Dataset.from_list(ROWS),
+                                     "test": datasets.Dataset.from_list(ROWS[:1])})
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    c = load_corpus("someone/news")
+    assert calls == [("someone/news", None)] and len(c) == 3 and c.source == "hf:someone/news"
+    assert len(load_corpus("hf:someone/news", split="test")) == 1
+    with pytest.raises(UserError, match="no split 'dev'"):
+        load_corpus("hf:someone/news", split="dev")
+
+
+def test_hub_id_offline_is_a_clear_error(monkeypatch):
+    import datasets
+
+    def offline(name, split=None):
+        raise ConnectionError("Couldn't reach the Hub\nmore detail")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(UserError, match="could not load from the Hugging Face hub.*Couldn't reach"):
+        load_corpus("someone/news")

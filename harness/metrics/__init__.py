@@ -30,7 +30,53 @@ REGISTRY: dict[str, tuple[str, dict]] = {
                       {"threshold": 0.8, "shingle": 5, "num_perm": 128}),
     # semantic diversity
     "semantic/pairwise-cosine-distance": ("harness.metrics.semantic:mean_pairwise_cosine_distance", {}),
+    # --- semantic diversity and surface divergences (issue 3) ---
+    "semantic/vendi": ("harness.metrics.semantic:vendi", {}),
+    "semantic/chamfer": ("harness.metrics.semantic:chamfer", {}),
+    "semantic/cluster-entropy": ("harness.metrics.semantic:cluster_entropy", {"k": 20, "merge": 0.6}),
+    "semantic/ref-cluster-coverage": ("harness.metrics.semantic:ref_cluster_coverage", {"k": 50}),
+    "semantic/aps": ("harness.metrics.semantic:aps", {}),
+    "perclass/vendi": ("harness.metrics.semantic:perclass_vendi", {}),
+    "surface/label-jsd": ("harness.metrics.surface:label_jsd", {}),
+    "surface/label-chi2": ("harness.metrics.surface:label_chi2_v", {}),
+    "surface/length-ks": ("harness.metrics.surface:length_ks", {}),
+    "surface/length-wasserstein": ("harness.metrics.surface:length_wasserstein", {}),
+    "surface/vocab-jsd": ("harness.metrics.surface:vocab_jsd", {}),
+    "surface/oov-rate": ("harness.metrics.surface:oov_rate", {}),
+    # --- distribution distance on embeddings (issue 3) ---
+    "distance/mauve": ("harness.metrics.distance:mauve_score", {"seeds": 5, "max_rows": 2500}),
+    "distance/frechet": ("harness.metrics.distance:frechet_distance", {}),
+    "distance/mmd": ("harness.metrics.distance:mmd_rbf", {"permutations": 200, "max_exact": 4000, "subsample": 2000}),
+    "distance/precision": ("harness.metrics.distance:prdc_precision", {"k": 5, "max_rows": 10000}),
+    "distance/recall": ("harness.metrics.distance:prdc_recall", {"k": 5, "max_rows": 10000}),
+    "distance/density": ("harness.metrics.distance:prdc_density", {"k": 5, "max_rows": 10000}),
+    "distance/coverage": ("harness.metrics.distance:prdc_coverage", {"k": 5, "max_rows": 10000}),
+    "distance/c2st-embed": ("harness.metrics.distance:c2st_embed", {"folds": 5, "max_rows": 5000}),
+    "distance/c2st-tfidf": ("harness.metrics.distance:c2st_tfidf", {"folds": 5, "max_rows": 5000}),
+    "perclass/precision": ("harness.metrics.distance:perclass_precision", {"k": 5, "min_rows": 6}),
+    "perclass/recall": ("harness.metrics.distance:perclass_recall", {"k": 5, "min_rows": 6}),
+    "perclass/coverage": ("harness.metrics.distance:perclass_coverage", {"k": 5, "min_rows": 6}),
+    "perclass/mauve": ("harness.metrics.distance:perclass_mauve", {"seeds": 3, "min_rows": 20}),
+    # --- utility: train on synthetic, test on real (issue 5) ---
+    "utility/tfidf-lr/accuracy": ("harness.metrics.utility:accuracy", {"recipe": "tfidf-lr", "seeds": 3}),
+    "utility/tfidf-lr/macro-f1": ("harness.metrics.utility:macro_f1", {"recipe": "tfidf-lr", "seeds": 3}),
+    "utility/tfidf-lr/gap": ("harness.metrics.utility:gap", {"recipe": "tfidf-lr", "seeds": 3}),
+    "utility/tfidf-lr/real-equivalent": ("harness.metrics.utility:real_equivalent", {"recipe": "tfidf-lr", "seeds": 3}),
+    "utility/tfidf-lr/mix-gain": ("harness.metrics.utility:mix_gain", {"recipe": "tfidf-lr", "seeds": 3, "k": 100}),
+    "utility/minilm-lr/accuracy": ("harness.metrics.utility:accuracy_embed", {"recipe": "minilm-lr", "seeds": 3}),
+    "utility/minilm-lr/macro-f1": ("harness.metrics.utility:macro_f1_embed", {"recipe": "minilm-lr", "seeds": 3}),
+    "utility/minilm-lr/gap": ("harness.metrics.utility:gap_embed", {"recipe": "minilm-lr", "seeds": 3}),
+    "utility/minilm-lr/real-equivalent": ("harness.metrics.utility:real_equivalent_embed", {"recipe": "minilm-lr", "seeds": 3}),
+    "utility/minilm-lr/mix-gain": ("harness.metrics.utility:mix_gain_embed", {"recipe": "minilm-lr", "seeds": 3, "k": 100}),
+    "utility/minilm-ft/accuracy": ("harness.metrics.utility:accuracy", {"recipe": "minilm-ft", "seeds": 3}),
+    "utility/minilm-ft/macro-f1": ("harness.metrics.utility:macro_f1", {"recipe": "minilm-ft", "seeds": 3}),
+    "utility/minilm-ft/gap": ("harness.metrics.utility:gap", {"recipe": "minilm-ft", "seeds": 3}),
 }
+
+# Metrics that run only when asked for by name, group or glob (they take minutes, not seconds).
+OPT_IN: list[str] = [
+    "utility/minilm-ft/*",
+]
 
 
 @dataclass(frozen=True)
@@ -62,17 +108,21 @@ def names() -> list[str]:
 
 
 def select(patterns: list[str] | None) -> list[MetricSpec]:
-    """Expand names, groups ('lexical') and globs ('lexical/distinct-*') into specs, registry order."""
+    """Expand names, groups ('lexical'), prefixes ('utility/tfidf-lr') and globs ('lexical/distinct-*') into specs.
+
+    With no patterns: every metric except the opt-in ones (OPT_IN), which must be named.
+    """
     from ..errors import UserError
 
     if not patterns:
-        return [get(n) for n in REGISTRY]
+        return [get(n) for n in REGISTRY if not any(fnmatch.fnmatch(n, p) for p in OPT_IN)]
     chosen: list[str] = []
     for pat in patterns:
         pat = pat.strip()
         if not pat:
             continue
-        hits = [n for n in REGISTRY if n == pat or n.split("/")[0] == pat or fnmatch.fnmatch(n, pat)]
+        hits = [n for n in REGISTRY if n == pat or n.split("/")[0] == pat or n.startswith(pat.rstrip("/") + "/")
+                or fnmatch.fnmatch(n, pat)]
         if not hits:
             groups = sorted({n.split("/")[0] for n in REGISTRY})
             raise UserError(f"--metrics: no metric or group named '{pat}'",

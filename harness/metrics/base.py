@@ -1,8 +1,12 @@
 """What every metric shares: the ``@metric`` decorator, the Context it reads, and MetricSkipped.
 
 A metric is a pure function ``fn(ctx, **args) -> Score``. It declares what it needs
-(``texts``, ``labels``, ``embeddings``, ``reference``); the runner resolves those once per
-corpus and hands them over through the Context. A metric never loads files or models itself.
+(``texts``, ``labels``, ``embeddings``, ``reference``, ``reference_embeddings``, ``test``);
+the runner resolves those once per corpus and hands them over through the Context. A metric
+never loads files or models itself.
+
+``reference`` is the real data the candidate is compared with (for trained-model metrics, the
+real training data); ``test`` is a held-out real test split (``--test``), never trained on.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import inspect
 from dataclasses import dataclass
 from functools import cached_property
 
-NEEDS = {"texts", "labels", "embeddings", "reference", "reference_embeddings"}
+NEEDS = {"texts", "labels", "embeddings", "reference", "reference_embeddings", "test"}
 
 
 class MetricSkipped(Exception):
@@ -55,11 +59,19 @@ class Context:
 
     TOKENIZER = "words-lower-v1"
 
-    def __init__(self, corpus, seed: int = 0, embedder=None, reference: Context | None = None):
+    def __init__(self, corpus, seed: int = 0, embedder=None, reference: Context | None = None,
+                 test: Context | None = None, role: str = "candidate"):
         self.corpus = corpus
         self.seed = seed
         self._embedder = embedder
         self.reference = reference
+        self.test = test
+        self.role = role
+
+    @property
+    def embedder(self):
+        """The shared (cached) embedder, for metrics that embed derived texts; None if not configured."""
+        return self._embedder
 
     @property
     def texts(self):

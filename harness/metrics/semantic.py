@@ -32,7 +32,10 @@ def mean_pairwise_cosine_distance(ctx) -> Score:
     Range [0, 2] (about 0.6-0.9 for varied English text with MiniLM; 0 when all rows say the same).
     Computed exactly for any n in O(n.d) through the sum of unit vectors, with a 95% interval from the
     U-statistic variance. Used as semantic diversity by Tevet & Berant, "Evaluating the Evaluation of
-    Diversity in Natural Language Generation", EACL 2021.
+    Diversity in Natural Language Generation", EACL 2021. It is the "remote-clique" score of Cox et al.,
+    "Directed Diversity", CHI 2021 (``remote_clique`` in the ``diversity`` package of Shaib et al., 2024,
+    which also averages in the n zero self-distances, so it equals this value times (n - 1) / n); its
+    nearest-neighbour counterpart is ``semantic/chamfer``.
     """
     from ..stats import normal_ci
 
@@ -44,3 +47,355 @@ def mean_pairwise_cosine_distance(ctx) -> Score:
     order = h1.argsort()[:3]
     return Score(value, normal_ci(value, se, 0.0, 2.0),
                  {"se": se, "estimator": "exact", "most_central_rows": [int(i) for i in order]})
+
+
+# ----------------------------------------------------------------------------- shared helpers
+
+def _unit64(X):
+    """float64 copy of X with unit rows (rows of norm 0 stay 0)."""
+    import numpy as np
+
+    X = np.asarray(X, dtype=np.float64)
+    return X / np.linalg.norm(X, axis=1, keepdims=True).clip(min=1e-12)
+
+
+def _spectrum_entropy(w) -> float:
+    """Shannon entropy (nats) of a non-negative spectrum normalised to sum 1; 0 log 0 = 0."""
+    import numpy as np
+
+    w = np.clip(np.asarray(w, dtype=np.float64), 0.0, None)
+    w = w / w.sum()
+    w = w[w > 0]
+    return float(-(w * np.log(w)).sum())
+
+
+def vendi_score(X, chunk: int = 16384) -> float:
+    """Vendi score of the rows of X with the cosine kernel, exactly, without the n x n kernel.
+
+    VS = exp(-sum_i l_i log l_i) over the eigenvalues l_i of K/n, K = X X^T (unit rows). The nonzero
+    eigenvalues of X X^T / n and X^T X / n are the same, so for n > d the d x d matrix is used, summed
+    over row chunks in float64: O(n d^2) time, O(chunk d + d^2) extra memory. float64 matters: in
+    float32 the d - 1 near-zero eigenvalues of a collapsed set each add rounding-noise entropy
+    (vendi-score's dual form on 1,000 copies of one float32 row gives 1.00016, not 1). For n <= d the
+    n x n kernel is smaller and used directly.
+
+    >>> import numpy as np
+    >>> round(vendi_score(np.eye(5)), 6), round(vendi_score(np.ones((7, 3))), 6)
+    (5.0, 1.0)
+    """
+    import numpy as np
+
+    X = np.asarray(X)
+    n, d = X.shape
+    if n == 0:
+        raise ValueError("no rows")
+    if n <= d:
+        U = _unit64(X)
+        M = U @ U.T
+    else:
+        M = np.zeros((d, d))
+        for i in range(0, n, chunk):
+            U = _unit64(X[i:i + chunk])
+            M += U.T @ U
+    return float(np.exp(_spectrum_entropy(np.linalg.eigvalsh(M / n))))
+
+
+def _normalised_entropy(counts, k: int) -> float:
+    """Entropy of the counts divided by log k (1 = spread evenly over k cells, 0 = all in one)."""
+    import numpy as np
+
+    c = np.asarray(counts, dtype=np.float64)
+    c = c[c > 0]
+    if k < 2 or c.sum() == 0:
+        return 0.0
+    p = c / c.sum()
+    return float(-(p * np.log(p)).sum() / np.log(k))
+
+
+def _seed(ctx, salt: str) -> int:
+    return int(ctx.rng(salt).integers(2**31 - 1))
+
+
+def kmeans(X, k: int, seed: int, fit_rows: int = 20_000):
+    """Seeded k-means (Lloyd, one k-means++ start as sklearn's default) on unit rows; returns (centres, labels).
+
+    Fitted on at most ``fit_rows`` rows drawn at random (k is small, so 20k rows place the centres as
+    well as all would), then every row is assigned to its nearest centre. Full-batch Lloyd on 10k x 384
+    takes about a second where sklearn's MiniBatchKMeans took over ten on the same data.
+    """
+    import numpy as np
+    from sklearn.cluster import KMeans
+
+    n = len(X)
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(n, fit_rows, replace=False)) if n > fit_rows else np.arange(n)
+    U = _unit64(X[rows]).astype(np.float32)
+    km = KMeans(n_clusters=k, n_init=1, max_iter=100, random_state=seed).fit(U)
+    centres = km.cluster_centers_.astype(np.float64)
+    return centres, nearest_centre(X, centres)
+
+
+def nearest_centre(X, centres, chunk: int = 65536):
+    """Index of the nearest centre (Euclidean, as k-means assigns) for every row of X."""
+    import numpy as np
+
+    half = 0.5 * (centres * centres).sum(axis=1)
+    out = np.empty(len(X), dtype=np.int64)
+    for i in range(0, len(X), chunk):
+        out[i:i + chunk] = (_unit64(X[i:i + chunk]) @ centres.T - half).argmax(axis=1)
+    return out
+
+
+def merge_centres(centres, sizes, threshold: float | None):
+    """Group k-means cells whose centres have cosine similarity >= threshold (complete linkage).
+
+    Returns the total size of each group. Complete linkage: every pair of centres inside a group is
+    at least that similar, so a long chain of neighbouring cells is not fused into one topic.
+    """
+    import numpy as np
+
+    sizes = np.asarray(sizes, dtype=np.float64)
+    if threshold is None or len(centres) < 2:
+        return sizes
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import pdist
+
+    dist = np.clip(pdist(_unit64(centres), "cosine"), 0.0, 2.0)
+    groups = fcluster(linkage(dist, "complete"), t=1.0 - threshold, criterion="distance")
+    return np.bincount(groups, weights=sizes)[1:]
+
+
+def class_index(labels):
+    """(classes, codes): the sorted distinct labels and each row's class number."""
+    import numpy as np
+
+    classes, codes = np.unique(np.asarray([str(x) for x in labels], dtype=object), return_inverse=True)
+    return [str(c) for c in classes], codes
+
+
+def aps_stats(X, labels) -> dict:
+    """AttrPrompt's average pairwise cosine similarity within and across classes, exactly in O(n d).
+
+    With unit rows and class sums S_c: the sum over ordered same-class pairs i != j is
+    sum_c (S_c.S_c - n_c), over cross-class pairs S.S - sum_c S_c.S_c.
+    Returns intra (pooled over all same-class pairs), inter (pooled over cross-class pairs, None with
+    one class), intra per class (classes of 2+ rows) and their unweighted mean.
+    """
+    import numpy as np
+
+    U = _unit64(X)
+    classes, codes = class_index(labels)
+    k = len(classes)
+    sums = np.zeros((k, U.shape[1]))
+    np.add.at(sums, codes, U)
+    sq_norms = np.bincount(codes, weights=(U * U).sum(axis=1), minlength=k)
+    n_c = np.bincount(codes, minlength=k).astype(np.float64)
+    self_dots = (sums * sums).sum(axis=1)
+    intra_sum = self_dots - sq_norms
+    intra_pairs = n_c * (n_c - 1)
+    if intra_pairs.sum() == 0:
+        raise ValueError("no class has two rows")
+    total = sums.sum(axis=0)
+    inter_pairs = n_c.sum() ** 2 - (n_c ** 2).sum()
+    inter = float((total @ total - self_dots.sum()) / inter_pairs) if inter_pairs > 0 else None
+    per_class = {classes[c]: float(intra_sum[c] / intra_pairs[c]) for c in range(k) if intra_pairs[c] > 0}
+    return {"intra": float(intra_sum.sum() / intra_pairs.sum()), "inter": inter, "per_class": per_class,
+            "intra_macro": float(np.mean(list(per_class.values()))), "sizes": dict(zip(classes, n_c.astype(int).tolist()))}
+
+
+# ----------------------------------------------------------------------------- metrics
+
+@metric(needs=("embeddings",), higher_is_better=True, range="[1, min(n, d)]", size_dependent=True)
+def vendi(ctx) -> Score:
+    """Vendi score with the cosine kernel: the effective number of distinct rows; higher is more diverse.
+
+    Range [1, n]: 1 when every row says the same, n when all rows are orthogonal; with the cosine kernel
+    it is also bounded by the embedding dimension d (384 for MiniLM), so it saturates for very diverse
+    large sets. The exponential of the Shannon entropy of the eigenvalues of K/n, K_ij = cos(x_i, x_j).
+    Computed exactly in the dual form (the d x d matrix X^T X / n has the same nonzero eigenvalues),
+    O(n d^2): 100k rows take about a second. Below n of a few thousand it grows with n, so compare at one
+    ``--sample-size``. No interval: a bootstrap resample repeats rows and so biases the score down.
+    Friedman & Dieng, "The Vendi Score: A Diversity Evaluation Metric for Machine Learning", TMLR 2023.
+    """
+    X = ctx.embeddings
+    n, d = X.shape
+    if n < 2:
+        raise MetricSkipped("needs at least 2 rows")
+    value = vendi_score(X)
+    return Score(value, None, {"n": int(n), "dim": int(d), "per_row": value / n,
+                               "form": "dual (d x d)" if n > d else "kernel (n x n)"})
+
+
+@metric(needs=("embeddings",), higher_is_better=True, range="[0, 2]", size_dependent=True)
+def chamfer(ctx) -> Score:
+    """Chamfer diversity: mean cosine distance from each row to its nearest other row; higher is more diverse.
+
+    Range [0, 2]; 0 when every row has an exact twin. It shrinks as n grows (more rows, closer
+    neighbours): compare at one ``--sample-size``. Where ``semantic/pairwise-cosine-distance`` (the
+    "remote-clique" score: mean distance to all other rows) measures spread, this measures redundancy:
+    near-paraphrases pull it down even when the set is spread widely. Exact nearest neighbours with a
+    brute-force k-NN index (scikit-learn, chunked: memory stays O(n d)); 95% interval by bootstrap over
+    rows of the per-row distances (the neighbours themselves are not re-searched). Named in Cox et al.,
+    "Directed Diversity", CHI 2021; ``chamfer_dist`` in the ``diversity`` package of Shaib et al.,
+    "Standardizing the Measurement of Text Diversity", 2024.
+    """
+    import numpy as np
+    from sklearn.neighbors import NearestNeighbors
+
+    from ..stats import bootstrap_ci
+
+    X = ctx.embeddings
+    n = X.shape[0]
+    if n < 3:
+        raise MetricSkipped("needs at least 3 rows")
+    U32 = _unit64(X).astype(np.float32)
+    # Euclidean on unit rows ranks like cosine; the neighbour's similarity is then recomputed in float64
+    nn = NearestNeighbors(n_neighbors=1, algorithm="brute", metric="euclidean").fit(U32)
+    idx = nn.kneighbors(return_distance=False)[:, 0]  # X=None: a row is never its own neighbour
+    dist = nearest_distances(X, idx)
+    order = np.argsort(dist, kind="stable")[:3]
+    return Score(float(dist.mean()), bootstrap_ci(dist, seed=ctx.seed),
+                 {"median": float(np.median(dist)), "share_below_0.05": float((dist < 0.05).mean()),
+                  "most_redundant_rows": [[int(i), int(idx[i])] for i in order]})
+
+
+def nearest_distances(X, idx):
+    """Cosine distance of each row to the row ``idx`` names, in float64."""
+    import numpy as np
+
+    U = _unit64(X)
+    return np.clip(1.0 - (U * U[idx]).sum(axis=1), 0.0, 2.0)
+
+
+@metric(needs=("embeddings",), higher_is_better=True, seeded=True, range="[0, 1]")
+def cluster_entropy(ctx, k: int = 20, merge: float | None = 0.6) -> Score:
+    """Topic spread: normalised entropy of the sizes of k-means topics; higher means spread over more topics.
+
+    Range [0, 1]: 1 when rows spread evenly over k topics, 0 when all fall in one. k-means (seeded,
+    k = min(k, n // 5)) cuts the embeddings into k cells; cells whose centres have cosine similarity
+    >= ``merge`` are then joined (complete linkage) into one topic, and the value is H(topic sizes) / log k.
+    Why the merge: in high dimension k-means gives every cell about the same number of rows whatever
+    the data (its centres follow the density), so plain cell entropy stays near 1 even for rows drawn
+    from two intents; joining cells that point the same way restores an absolute scale. The default
+    0.6 suits all-MiniLM-L6-v2 (``merge`` None gives the plain cell entropy, also in details).
+    Near-duplicates spread over many topics are not caught here: see ``semantic/vendi`` and ``dup/``.
+    Entropy over k-means clusters of sentence embeddings is a common topic-diversity read-out; the
+    centre merge is synthbench's own addition, and no single paper defines this exact score.
+    """
+    import numpy as np
+
+    X = ctx.embeddings
+    n = X.shape[0]
+    k = min(int(k), n // 5)
+    if k < 2:
+        raise MetricSkipped("needs at least 10 rows")
+    centres, labels = kmeans(X, k, _seed(ctx, "semantic/cluster-entropy"))
+    sizes = np.bincount(labels, minlength=k)
+    topics = merge_centres(centres, sizes, merge)
+    value = _normalised_entropy(topics, k)
+    return Score(value, None, {"k": int(k), "topics": int((topics > 0).sum()),
+                               "effective_topics": float(np.exp(value * np.log(k))),
+                               "cell_entropy": _normalised_entropy(sizes, k),
+                               "largest_topic_share": float(topics.max() / n)})
+
+
+def _reference_kmeans(ref, k: int, seed: int):
+    """k-means of the reference embeddings, computed once per reference Context and reused by every
+    candidate (the runner shares one reference Context across candidates)."""
+    cache = ref.__dict__.setdefault("_semantic_kmeans", {})
+    if (k, seed) not in cache:
+        cache[(k, seed)] = kmeans(ref.embeddings, k, seed)
+    return cache[(k, seed)]
+
+
+@metric(needs=("embeddings", "reference_embeddings"), higher_is_better=True, seeded=True, range="[0, 1]",
+        size_dependent=True)
+def ref_cluster_coverage(ctx, k: int = 50) -> Score:
+    """Coverage of the reference's topics: share of reference k-means clusters that receive a candidate row; higher is better.
+
+    Range [0, 1]. k-means (seeded, k = min(k, n_ref // 5)) on the reference embeddings; each candidate row
+    goes to its nearest reference centre. 1 means every reference topic is touched by at least one
+    candidate row; a mode-collapsed candidate covers few. Grows with the candidate's size (more rows,
+    more chances to touch a cluster): compare at one ``--sample-size``. Details give the reference mass
+    in covered clusters, the normalised entropy of the candidate's assignments (how evenly it spreads
+    over the reference topics) and the largest uncovered clusters with two reference examples each.
+    In the spirit of the coverage of Naeem et al., "Reliable Fidelity and Diversity Metrics for
+    Generative Models", ICML 2020, with k-means cells instead of k-NN balls.
+    """
+    import numpy as np
+
+    ref = ctx.reference
+    R = ref.embeddings
+    k = min(int(k), R.shape[0] // 5)
+    if k < 2:
+        raise MetricSkipped("the reference needs at least 10 rows")
+    if ctx.embeddings.shape[0] < 1:
+        raise MetricSkipped("no rows")
+    centres, ref_labels = _reference_kmeans(ref, k, _seed(ctx, "semantic/ref-cluster-coverage"))
+    ref_sizes = np.bincount(ref_labels, minlength=k)
+    cand = np.bincount(nearest_centre(ctx.embeddings, centres), minlength=k)
+    covered = cand > 0
+    uncovered = [int(c) for c in np.argsort(-ref_sizes, kind="stable") if not covered[c] and ref_sizes[c] > 0][:5]
+    U = _unit64(R)
+    examples = []
+    for c in uncovered:
+        members = np.flatnonzero(ref_labels == c)
+        near = members[np.argsort(-(U[members] @ centres[c]), kind="stable")[:2]]
+        examples.append({"cluster": c, "reference_rows": int(ref_sizes[c]),
+                         "reference_share": float(ref_sizes[c] / ref_sizes.sum()),
+                         "examples": [ref.texts[i][:200] for i in near]})
+    return Score(float(covered.mean()), None, {
+        "k": int(k), "covered": int(covered.sum()),
+        "reference_mass_covered": float(ref_sizes[covered].sum() / ref_sizes.sum()),
+        "assignment_entropy": _normalised_entropy(cand, k),
+        "largest_uncovered": examples})
+
+
+@metric(needs=("labels", "embeddings"), higher_is_better=True, range="[1, n_class] per class, macro-averaged",
+        size_dependent=True)
+def perclass_vendi(ctx) -> Score:
+    """Vendi score inside each class, macro-averaged: effective number of distinct rows per label; higher is more diverse.
+
+    Range [1, max class size]. Each class of 2+ rows gets its own cosine-kernel Vendi score (exact, dual
+    form where it is smaller); the value is their unweighted mean, so a class that collapses onto one
+    phrasing pulls it down however small it is. Bounded by each class's size: compare datasets with
+    similar class sizes (``--sample-size``). Details list every class's score and size and the three
+    least diverse classes. Friedman & Dieng, "The Vendi Score", TMLR 2023.
+    """
+    import numpy as np
+
+    X = ctx.embeddings
+    classes, codes = class_index(ctx.labels)
+    per_class = {}
+    for c, name in enumerate(classes):
+        rows = np.flatnonzero(codes == c)
+        if len(rows) >= 2:
+            per_class[name] = {"n": int(len(rows)), "vendi": vendi_score(X[rows])}
+    if not per_class:
+        raise MetricSkipped("no class has 2 or more rows")
+    value = float(np.mean([v["vendi"] for v in per_class.values()]))
+    least = sorted(per_class, key=lambda c: per_class[c]["vendi"])[:3]
+    return Score(value, None, {"classes": len(per_class), "skipped_classes": len(classes) - len(per_class),
+                               "least_diverse": least, "per_class": per_class})
+
+
+@metric(needs=("labels", "embeddings"), higher_is_better=False, range="[-1, 1]")
+def aps(ctx) -> Score:
+    """Intra-class average pairwise similarity (APS): mean cosine similarity of same-label pairs; lower is more diverse.
+
+    Range [-1, 1] (about 0.2-0.6 for real intent or topic data with MiniLM; 1 when every class repeats
+    one text). Pooled over all same-class pairs i != j. Details: inter-class APS (pairs with different
+    labels), the gap intra - inter (how much closer a class is to itself than to the others: larger means
+    better separated classes), intra APS per class and its unweighted mean. Exact in O(n d) through class
+    sums of unit vectors. Yu et al., "Large Language Model as Attributed Training Data Generator: A Tale
+    of Diversity and Bias", NeurIPS 2023 (AttrPrompt).
+    """
+    X = ctx.embeddings
+    try:
+        s = aps_stats(X, ctx.labels)
+    except ValueError as e:
+        raise MetricSkipped(str(e)) from None
+    gap = s["intra"] - s["inter"] if s["inter"] is not None else None
+    most = sorted(s["per_class"], key=lambda c: -s["per_class"][c])[:3]
+    return Score(s["intra"], None, {"inter": s["inter"], "gap": gap, "intra_macro": s["intra_macro"],
+                                    "most_homogeneous": most, "per_class": s["per_class"]})

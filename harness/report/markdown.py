@@ -115,7 +115,7 @@ def render_markdown(results, meta: dict, summaries: dict[str, str]) -> str:
         shown = f" ({', '.join(f'{k}={v}' for k, v in sorted(args.items()))})" if args else ""
         out.append(f"- `{m}`{shown}: {md_escape(summaries.get(m, ''))}")
     out += ["", "## Datasets", "", "| dataset | role | source | rows | fingerprint |", "|---|---|---|---:|---|"]
-    for d in ([ref] if ref else []) + meta.get("candidates", []):
+    for d in ([ref] if ref else []) + meta.get("candidates", []) + ([meta["test"]] if meta.get("test") else []):
         sample = d.get("sample")
         rows = f"{d.get('rows')}" + (f" of {sample['of']} (seed {sample['seed']})" if sample else "")
         out.append(f"| {md_escape(d.get('name'))} | {d.get('role', 'candidate')} | {md_escape(d.get('source'))} | "
