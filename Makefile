@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv demo test test-all bench lint clean browser
+.PHONY: venv demo test test-all bench lint clean browser leaderboard
 
 venv: $(STAMP)
 
@@ -26,6 +26,11 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/synthbench run suites/demo.yaml --out reports/demo
 	@echo "report: reports/demo/report.md"
+
+# Every shipped suite that fits this machine; each writes reports/<suite name>/ (resumes if interrupted).
+SUITES := suites/demo.yaml suites/ag_news.yaml suites/sst2_supergen.yaml
+leaderboard: $(STAMP)
+	@for s in $(SUITES); do $(BIN)/synthbench run $$s || exit 1; done
 
 # The leaderboard page is tested in Debian's chromium (through Playwright, which does not download a browser).
 browser:

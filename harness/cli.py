@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--test", "-t", metavar="TEST",
                    help="a held-out real test split, for metrics that train models (utility/...) or check "
                         "contamination; never sampled, never trained on")
+    e.add_argument("--holdout", type=float, metavar="FRACTION",
+                   help="without --test: hold out this fraction of the reference (stratified, seeded) as the "
+                        "real test split")
     e.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder (reused on rerun)")
     e.add_argument("--metrics", "-m", metavar="LIST",
                    help="comma-separated metric names, groups (the part before /) or globs; 'synthbench metrics' lists them; default: all")
@@ -57,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_field_flags(e)
 
-    sub.add_parser("metrics", help="list every metric with its meaning and direction")
+    mp = sub.add_parser("metrics", help="list every metric with its meaning and direction")
+    mp.add_argument("--markdown", action="store_true", help="print a Markdown table (as in the README)")
 
     s = sub.add_parser("run", help="run a suite (YAML) with resume; write results and the leaderboard",
                        description="Run every candidate of SUITE against its reference; finished results in "
@@ -85,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             return cmd_run(args)
         if args.command == "metrics":
-            return cmd_metrics()
+            return cmd_metrics(markdown=args.markdown)
         if args.command == "report":
             return cmd_report(Path(args.dir))
     except UserError as e:
@@ -99,10 +103,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def cmd_metrics() -> int:
+def cmd_metrics(markdown: bool = False) -> int:
     from . import metrics
     from .report.markdown import arrow
 
+    if markdown:
+        print("| metric | meaning | range | better | needs |")
+        print("|---|---|---|:-:|---|")
+        for name in metrics.names():
+            info = metrics.get(name).info
+            opt = " (opt-in)" if any(__import__("fnmatch").fnmatch(name, p) for p in metrics.OPT_IN) else ""
+            print(f"| `{name}`{opt} | {info.summary.replace('|', '/')} | {info.range} | "
+                  f"{arrow(info.higher_is_better)} | {', '.join(info.needs)} |")
+        return 0
     for name in metrics.names():
         info = metrics.get(name).info
         print(f"{name:36s} {arrow(info.higher_is_better)}  {info.summary}")
@@ -218,6 +231,12 @@ def cmd_eval(args) -> int:
         reference = _renamed(reference, reference.name + " (reference)")
     candidates = [load_corpus(path, fields, name=name, split=args.split) for name, (_, path) in zip(names, parsed)]
     test = load_corpus(args.test, fields, name="test", split=args.split) if args.test else None
+    if args.holdout is not None:
+        if test is not None or reference is None:
+            raise UserError("--holdout needs --reference and no --test", "hold out part of the reference, or give --test")
+        if not 0 < args.holdout < 1:
+            raise UserError(f"--holdout {args.holdout}: not between 0 and 1", "give a fraction such as 0.25")
+        reference, test = reference.holdout(args.holdout, args.seed)
     return execute(candidates, reference, test, specs, Path(args.out), seed=args.seed,
                    sample_size=args.sample_size, repeats=args.repeats, embedder=args.embedder,
                    batch_size=args.batch_size, progress=progress)
@@ -235,6 +254,8 @@ def cmd_run(args) -> int:
     test = (load_corpus(suite.test.path, suite.test.fields, name=suite.test.name, split=suite.test.split)
             if suite.test else None)
     candidates = [load_corpus(c.path, c.fields, name=c.name, split=c.split) for c in suite.candidates]
+    if suite.holdout:
+        reference, test = reference.holdout(suite.holdout, suite.seed)
     out = Path(args.out) if args.out else Path("reports") / suite.name
     print(f"suite {suite.name}: {len(candidates)} candidate(s) against {reference.name}, "
           f"{len(specs)} metric(s) -> {out}", file=sys.stderr)

@@ -56,6 +56,37 @@ class Corpus:
         """
         return _fingerprint(self.texts, self.labels, self.fields)
 
+    def holdout(self, fraction: float, seed: int) -> tuple[Corpus, Corpus]:
+        """Split into (train, test) with ``fraction`` of the rows in test, stratified by label, seeded.
+
+        For a reference that comes without a test split: the test part is never trained on.
+        """
+        import numpy as np
+
+        n = len(self.texts)
+        rng = np.random.default_rng(seed)
+        groups: dict[str, list[int]] = {}
+        for i in range(n):
+            groups.setdefault(self.labels[i] if self.labels is not None else "", []).append(i)
+        test_idx: list[int] = []
+        for key in sorted(groups):
+            idx = np.array(groups[key])
+            k = int(round(len(idx) * fraction))
+            if k and len(idx) > 1:
+                test_idx += list(rng.choice(idx, size=min(k, len(idx) - 1), replace=False))
+        mask = np.zeros(n, dtype=bool)
+        mask[test_idx] = True
+
+        def part(sel, suffix, what):
+            idx = np.flatnonzero(sel)
+            pick = lambda seq: tuple(seq[i] for i in idx)  # noqa: E731
+            return Corpus(name=self.name + suffix, source=f"{self.source} ({what} of a {fraction:g} holdout, "
+                          f"seed {seed})", kind=self.kind, texts=pick(self.texts),
+                          labels=pick(self.labels) if self.labels is not None else None,
+                          fields={k: pick(v) for k, v in self.fields.items()}, n_source_rows=len(idx))
+
+        return part(~mask, "", "training part"), part(mask, " (held out)", "test part")
+
     def subsample(self, size: int, seed: int) -> Corpus:
         """A seeded sample of ``size`` rows without replacement (order of the source kept)."""
         import numpy as np

@@ -117,8 +117,27 @@ def _t95(df: int) -> float:
     return float(t.ppf(0.975, df))
 
 
-def combine_repeats(scores: list[Score], sizes: tuple[int, int]) -> Score:
-    """Mean over R samples of N rows, with a t-interval of that mean; the first sample's details."""
+def bounds_of(range_text: str) -> tuple[float, float]:
+    """Numeric bounds of a metric's declared range such as '[0, 1]' or '[-1, 1]' (else unbounded).
+
+    >>> bounds_of("[0, 1] bits"), bounds_of("[1, min(n, d)]"), bounds_of("about [1, ∞)")
+    ((0.0, 1.0), (1.0, inf), (-inf, inf))
+    """
+    import re
+
+    m = re.match(r"^\s*[\[(]\s*(-?\d+(?:\.\d+)?)\s*,\s*([^\])]+)[\])]", range_text or "")
+    if not m:
+        return -math.inf, math.inf
+    try:
+        hi = float(m.group(2))
+    except ValueError:
+        hi = math.inf
+    return float(m.group(1)), hi
+
+
+def combine_repeats(scores: list[Score], sizes: tuple[int, int], bounds=(-math.inf, math.inf)) -> Score:
+    """Mean over R samples of N rows, with a t-interval of that mean (clipped to the metric's range);
+    the first sample's details."""
     import numpy as np
 
     vals = np.array([s.value for s in scores], dtype=float)
@@ -127,7 +146,7 @@ def combine_repeats(scores: list[Score], sizes: tuple[int, int]) -> Score:
     details = dict(scores[0].details)
     details["repeats"] = {"values": [float(v) for v in vals], "sample_size": sizes[0], "of": sizes[1],
                           "interval": "t-interval of the mean over repeated seeded samples"}
-    return Score(mean, (mean - half, mean + half), details)
+    return Score(mean, (max(bounds[0], mean - half), min(bounds[1], mean + half)), details)
 
 
 def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list[MetricSpec],
@@ -199,7 +218,7 @@ def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list
             score = spec(context(full, corpus, role, 0))
             if _repeated(spec, full, cfg):
                 more = [spec(context(full, corpus, role, r)) for r in range(1, cfg.repeats)]
-                score = combine_repeats([score] + more, (cfg.sample_size, len(full)))
+                score = combine_repeats([score] + more, (cfg.sample_size, len(full)), bounds_of(spec.info.range))
         except MetricSkipped as e:
             outcome.skipped.append((corpus.name, spec.name, str(e)))
             bar.update(1)

@@ -51,6 +51,7 @@ class Suite:
     candidates: tuple[DatasetSpec, ...]
     metrics: tuple[str, ...] | None
     metric_args: dict[str, dict]
+    holdout: float | None
     sample_size: int | str | None
     repeats: int
     seed: int
@@ -139,7 +140,7 @@ def _dataset(where: _Where, key: str, raw, fields: FieldMap, default_name: str |
                        provenance={k: str(v) for k, v in prov.items()})
 
 
-SUITE_KEYS = ("name", "description", "task", "fields", "reference", "test", "candidates", "metrics",
+SUITE_KEYS = ("name", "description", "task", "fields", "reference", "test", "holdout", "candidates", "metrics",
               "metric_args", "sample_size", "repeats", "seed", "embedder")
 
 
@@ -178,6 +179,13 @@ def load_suite(path: str | Path) -> Suite:
     fields = _fields(where, "fields", raw.get("fields"))
     reference = _dataset(where, "reference", raw["reference"], fields)
     test = _dataset(where, "test", raw["test"], fields, default_name="test") if raw.get("test") else None
+    holdout = raw.get("holdout")
+    if holdout is not None:
+        _typed(where, "holdout", holdout, (int, float), "a fraction of the reference, e.g. 0.25")
+        if not 0 < holdout < 1:
+            raise where.fail("holdout", f"{holdout} is not between 0 and 1", "give a fraction such as 0.25")
+        if test is not None:
+            raise where.fail("holdout", "given together with 'test'", "keep one: a test file, or a holdout of the reference")
     cands_raw = _typed(where, "candidates", raw["candidates"], list, "a list of datasets")
     if not cands_raw:
         raise where.fail("candidates", "empty", "list at least one candidate dataset")
@@ -222,7 +230,7 @@ def load_suite(path: str | Path) -> Suite:
     embedder = _typed(where, "embedder", raw.get("embedder", "default"), str, "an embedder name or folder")
     return Suite(path=path, name=name, description=desc, task=task, reference=reference, test=test,
                  candidates=candidates, metrics=tuple(metric_list) if metric_list is not None else None,
-                 metric_args={m: dict(a) for m, a in margs.items()}, sample_size=sample_size,
+                 metric_args={m: dict(a) for m, a in margs.items()}, holdout=holdout, sample_size=sample_size,
                  repeats=repeats, seed=seed, embedder=embedder)
 
 

@@ -203,3 +203,17 @@ def test_hub_id_offline_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(UserError, match="could not load from the Hugging Face hub.*Couldn't reach"):
         load_corpus("someone/news")
+
+
+def test_holdout_is_stratified_disjoint_and_seeded():
+    c = load_corpus(str(shared("banking77_real/test.jsonl")))
+    train, test = c.holdout(0.25, 0)
+    assert len(train) + len(test) == len(c)
+    assert not set(zip(train.texts, train.labels)) & set(zip(test.texts, test.labels)) or \
+        len(set(c.texts)) < len(c)  # disjoint rows (texts may repeat in the source)
+    from collections import Counter
+
+    full, held = Counter(c.labels), Counter(test.labels)
+    assert set(held) == set(full)
+    assert all(abs(held[k] - 0.25 * full[k]) <= 1 for k in full)
+    assert c.holdout(0.25, 0)[1].fingerprint == test.fingerprint != c.holdout(0.25, 1)[1].fingerprint

@@ -110,7 +110,8 @@ def names() -> list[str]:
 def select(patterns: list[str] | None) -> list[MetricSpec]:
     """Expand names, groups ('lexical'), prefixes ('utility/tfidf-lr') and globs ('lexical/distinct-*') into specs.
 
-    With no patterns: every metric except the opt-in ones (OPT_IN), which must be named.
+    With no patterns: every metric except the opt-in ones (OPT_IN). A group ('utility') leaves them out
+    too; a prefix ('utility/minilm-ft') or glob with a slash names them.
     """
     from ..errors import UserError
 
@@ -123,6 +124,8 @@ def select(patterns: list[str] | None) -> list[MetricSpec]:
             continue
         hits = [n for n in REGISTRY if n == pat or n.split("/")[0] == pat or n.startswith(pat.rstrip("/") + "/")
                 or fnmatch.fnmatch(n, pat)]
+        if "/" not in pat:  # a whole group leaves out its opt-in members; name them by prefix or glob
+            hits = [n for n in hits if n == pat or not any(fnmatch.fnmatch(n, p) for p in OPT_IN)]
         if not hits:
             groups = sorted({n.split("/")[0] for n in REGISTRY})
             raise UserError(f"--metrics: no metric or group named '{pat}'",

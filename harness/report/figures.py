@@ -173,7 +173,8 @@ def _key(results, meta) -> str:
 
 
 def all_figures(results, meta, out_dir: Path) -> list[Path]:
-    """Every figure the results support, reused when results and metadata are unchanged."""
+    """Every figure the results support (bars, correlation, per-class, learning curves), reused when
+    results and metadata are unchanged."""
     import json
 
     from ..cache import atomic_write_text
@@ -199,10 +200,7 @@ def _draw_all(results, meta, out_dir: Path) -> list[Path]:
     if heat:
         paths.append(heat)
     paths += per_class_heatmaps(results, meta, out_dir)
-    try:
-        from . import plots
-    except ImportError:
-        plots = None
-    if plots is not None and hasattr(plots, "learning_curves"):
-        paths += list(plots.learning_curves(results, out_dir) or [])
+    from .plots import plot_learning_curves
+
+    paths += list(plot_learning_curves(results, out_dir) or [])
     return paths

@@ -128,7 +128,8 @@ def render_html(results, meta: dict, infos: dict[str, dict], figures: list[Path]
                 continue
             cls = ' class="best"' if d in best.get(m, ()) else ""
             ci = f'<br><span class="ci">[{fmt(r.ci[0])}, {fmt(r.ci[1])}]</span>' if r.ci is not None else ""
-            out.append(f'<td{cls} data-v="{r.value!r}">{e(fmt(r.value))}{ci}</td>')
+            bound = {"above": "≥ ", "below": "≤ "}.get(r.details.get("censored") or "", "")
+            out.append(f'<td{cls} data-v="{r.value!r}">{e(bound + fmt(r.value))}{ci}</td>')
         out.append("</tr>")
     out.append("</tbody></table></div>")
 

@@ -94,7 +94,7 @@ def render_markdown(results, meta: dict, summaries: dict[str, str]) -> str:
             if r is None:
                 row.append("n/a")
                 continue
-            s = fmt(r.value)
+            s = _bound(r) + fmt(r.value)
             if d in best.get(m, ()):
                 s = f"**{s}**"
             if r.ci is not None:
@@ -106,6 +106,11 @@ def render_markdown(results, meta: dict, summaries: dict[str, str]) -> str:
     if skipped:
         out += ["Not computed: " + "; ".join(f"{md_escape(d)} `{m}` ({md_escape(why)})" for d, m, why in skipped),
                 ""]
+    expl = explanations(results)
+    if expl:
+        out += ["## What gives the synthetic data away", "",
+                "From the classifier two-sample tests: the rows the classifier finds most synthetic, and the "
+                "n-grams that weigh most towards 'synthetic' and towards 'real'.", ""] + expl
     out += ["Corpus-level statistics (distinct-n, entropy, compression ratio, MATTR, vocabulary size) carry no "
             "interval: resampling rows with replacement would manufacture duplicates and bias them. "
             "Compare them at one `--sample-size`.", "", "## Definitions", ""]
@@ -133,6 +138,30 @@ def render_markdown(results, meta: dict, summaries: dict[str, str]) -> str:
             out.append(f"- {md_escape(short)}")
     out.append("")
     return "\n".join(out)
+
+
+def explanations(results) -> list[str]:
+    """Markdown lines explaining two-sample test scores with the rows and n-grams behind them."""
+    out = []
+    for r in results:
+        rows = r.details.get("most_synthetic_looking")
+        syn, real = r.details.get("synthetic_ngrams"), r.details.get("real_ngrams")
+        if not (rows or syn):
+            continue
+        out.append(f"**{md_escape(r.dataset)}**, `{r.metric}` (AUC {fmt(r.value)}):")
+        if syn:
+            out.append("- synthetic-indicative: " + ", ".join(f"`{md_escape(g[0])}`" for g in syn[:10]))
+        if real:
+            out.append("- real-indicative: " + ", ".join(f"`{md_escape(g[0])}`" for g in real[:10]))
+        for x in (rows or [])[:3]:
+            out.append(f"- row {x.get('row')} (p = {fmt(x.get('p_synthetic'))}): {md_escape(x.get('text', ''))}")
+        out.append("")
+    return out
+
+
+def _bound(r) -> str:
+    """'≥ ' or '≤ ' when a value is censored at the end of a curve (e.g. real-equivalent)."""
+    return {"above": "≥ ", "below": "≤ "}.get(r.details.get("censored") or "", "")
 
 
 def size_warning(results, meta) -> str | None:
@@ -170,7 +199,7 @@ def render_terminal(results, meta: dict) -> str:
         row = [m, arrow(any_r.higher_is_better)]
         for d in datasets:
             r = cell.get((d, m))
-            row.append("n/a" if r is None else fmt(r.value) + ("*" if d in best.get(m, ()) else ""))
+            row.append("n/a" if r is None else _bound(r) + fmt(r.value) + ("*" if d in best.get(m, ()) else ""))
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))

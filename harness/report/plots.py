@@ -62,7 +62,8 @@ def plot_learning_curves(results, out_dir, dpi: int = 120) -> list[Path]:
                 ss = np.asarray(sc["sizes"], dtype=float)
                 sa = np.asarray(sc["accuracy"], dtype=float).reshape(-1, len(ss))
                 m = sa.mean(axis=0)
-                ax.errorbar(ss, m, yerr=[m - sa.min(axis=0), sa.max(axis=0) - m], fmt="o--", color=colour,
+                err = [np.clip(m - sa.min(axis=0), 0, None), np.clip(sa.max(axis=0) - m, 0, None)]
+                ax.errorbar(ss, m, yerr=err, fmt="o--", color=colour,
                             ms=5, lw=1, capsize=2, alpha=0.9, label=f"{recipe}: {dataset}")
             acc = d.get("synthetic_accuracy")
             if acc is not None:
