@@ -201,9 +201,25 @@ def execute(candidates, reference, test, specs, out: Path, *, seed: int, sample_
     print(render_terminal(outcome.results, meta))
     log(f"{outcome.computed} computed, {outcome.reused} reused; wrote {out / 'results.jsonl'} and "
         + ", ".join(str(p) for p in written))
-    for d, m, why in outcome.skipped:
-        log(f"not computed: {d} {m} ({why})")
+    for line in summarize_skipped(outcome.skipped):
+        log(line)
     return 0
+
+
+def summarize_skipped(skipped) -> list[str]:
+    """One line per reason: 'not computed (needs labels): 2 metric(s) for ds1, ds2: m1, m2'."""
+    by_reason: dict[str, tuple[list, list]] = {}
+    for d, m, why in skipped:
+        ds, ms = by_reason.setdefault(why, ([], []))
+        if d not in ds:
+            ds.append(d)
+        if m not in ms:
+            ms.append(m)
+    lines = []
+    for why, (ds, ms) in by_reason.items():
+        shown = ", ".join(ms[:6]) + (f", … ({len(ms)} in all)" if len(ms) > 6 else "")
+        lines.append(f"not computed ({why}): {len(ms)} metric(s) for {', '.join(ds)}: {shown}")
+    return lines
 
 
 def _progress(no_progress: bool) -> bool:

@@ -54,7 +54,7 @@ class Corpus:
 
         The same rows give the same fingerprint whatever the file format or path.
         """
-        return _fingerprint(self.texts, self.labels, self.fields)
+        return content_fingerprint(self.texts, self.labels, self.fields)
 
     def holdout(self, fraction: float, seed: int) -> tuple[Corpus, Corpus]:
         """Split into (train, test) with ``fraction`` of the rows in test, stratified by label, seeded.
@@ -108,7 +108,9 @@ class Corpus:
         )
 
 
-def _fingerprint(texts, labels, fields) -> str:
+def content_fingerprint(texts, labels=None, fields=None) -> str:
+    """sha256 over texts, labels and named fields, in order."""
+    fields = fields or {}
     h = hashlib.sha256()
     h.update(b"texts\x00")
     for t in texts:

@@ -24,6 +24,7 @@ Nothing heavy is imported at module import time.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import json
 import math
@@ -32,7 +33,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..core import canonical_json, sha256_hex
+from ..core import canonical_json, content_fingerprint, sha256_hex
 
 EmbedFn = Callable[[Sequence[str]], "object"]
 
@@ -53,15 +54,16 @@ def reset_stats() -> None:
 
 # ----------------------------------------------------------------------------- recipes
 
-class Recipe:
+class Recipe(abc.ABC):
     """The recipe interface. Subclasses set ``name`` and implement ``params`` and ``fit_predict``."""
 
     name: str = ""
     deterministic: bool = True     # same training data -> same predictions, whatever the seed
     uses_embeddings: bool = False  # fit_predict needs embed_fn
 
+    @abc.abstractmethod
     def params(self) -> dict:
-        raise NotImplementedError
+        """The hyperparameters that change predictions (they enter the cache key)."""
 
     def identity(self, embed_identity: str | None = None) -> str:
         """What the cache key and the signature need to know about this recipe."""
@@ -70,9 +72,10 @@ class Recipe:
             d["embedder"] = embed_identity
         return canonical_json(d)
 
+    @abc.abstractmethod
     def fit_predict(self, train_texts: Sequence[str], train_labels: Sequence[str], test_texts: Sequence[str],
                     seed: int, embed_fn: EmbedFn | None = None):
-        raise NotImplementedError
+        """Train on (texts, labels) and return the predicted label of every test text."""
 
 
 def _limited(threads: int | None):
@@ -305,18 +308,8 @@ def make_recipe(name: str, **params) -> Recipe:
 # ----------------------------------------------------------------------------- cache
 
 def texts_fingerprint(texts: Sequence[str], labels: Sequence[str] | None = None) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    for t in texts:
-        h.update(t.encode("utf-8"))
-        h.update(b"\x1e")
-    if labels is not None:
-        h.update(b"\x00labels\x00")
-        for lab in labels:
-            h.update(str(lab).encode("utf-8"))
-            h.update(b"\x1e")
-    return h.hexdigest()
+    """Content fingerprint of training or test rows (the same function as Corpus.fingerprint)."""
+    return content_fingerprint(texts, labels)
 
 
 def cache_key(recipe: Recipe, train_texts, train_labels, test_texts, seed: int,
