@@ -97,15 +97,14 @@ def test_unknown_metric(tmp_path):
 
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path, cache_dir):
-    """What `make demo` runs: three candidates against the BBC corpus; the flawed set ranks last."""
-    demo = ROOT / "suites" / "demo"
+    """What `make demo` runs: the demo suite against BBC News; the flawed set ranks last and the page,
+    leaderboard and figures are written."""
     out = tmp_path / "demo"
-    r = synthbench("eval", f"plain-prompt={demo / 'plain_prompt.jsonl'}",
-                   f"attribute-prompted={demo / 'attribute_prompted.jsonl'}", f"flawed={demo / 'flawed.jsonl'}",
-                   "--reference", "builtin:bbc-news", "--sample-size", "min", "--out", str(out),
+    r = synthbench("run", str(ROOT / "suites" / "demo.yaml"), "--out", str(out),
                    env_extra={"SYNTHBENCH_CACHE": str(cache_dir)}, timeout=1800)
     assert r.returncode == 0, r.stderr
-    report = (out / "report.md").read_text()
+    report = (out / "leaderboard.md").read_text()
     ranking = report.split("## Ranking")[1].split("##")[0]
     rows = [line for line in ranking.splitlines() if line.startswith("| 3 |")]
     assert rows and "flawed" in rows[0]
+    assert (out / "index.html").exists() and any((out / "figures").glob("learning_curve*.png"))
