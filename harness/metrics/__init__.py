@@ -57,6 +57,14 @@ REGISTRY: dict[str, tuple[str, dict]] = {
     "perclass/recall": ("harness.metrics.distance:perclass_recall", {"k": 5, "min_rows": 6}),
     "perclass/coverage": ("harness.metrics.distance:perclass_coverage", {"k": 5, "min_rows": 6}),
     "perclass/mauve": ("harness.metrics.distance:perclass_mauve", {"seeds": 3, "min_rows": 20}),
+    # --- faithfulness, memorisation and contamination (issue 4) ---
+    "memo/exact-copy-rate": ("harness.metrics.faithfulness:exact_copy_rate", {}),
+    "memo/ngram-overlap-rate": ("harness.metrics.faithfulness:ngram_overlap_rate", {"n": 13}),
+    "memo/dcr-closer-than-holdout": ("harness.metrics.faithfulness:dcr_closer_than_holdout", {"quantile": 0.05}),
+    "contam/test-ngram-overlap": ("harness.metrics.faithfulness:test_ngram_overlap", {"n": 13}),
+    "contam/test-near-match": ("harness.metrics.faithfulness:test_near_match", {"threshold": 0.95}),
+    "faith/reference-agreement": ("harness.metrics.faithfulness:reference_agreement", {"C": 10.0}),
+    "faith/label-issue-rate": ("harness.metrics.faithfulness:label_issue_rate", {"folds": 5, "C": 10.0, "min_rows": 5}),
     # --- utility: train on synthetic, test on real (issue 5) ---
     "utility/tfidf-lr/accuracy": ("harness.metrics.utility:accuracy", {"recipe": "tfidf-lr", "seeds": 3}),
     "utility/tfidf-lr/macro-f1": ("harness.metrics.utility:macro_f1", {"recipe": "tfidf-lr", "seeds": 3}),
