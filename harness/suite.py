@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,9 @@ def load_suite(path: str | Path) -> Suite:
         if req not in raw:
             raise where.fail(req, "missing", f"add '{req}:' to the suite")
     name = _typed(where, "name", raw["name"], str, "a suite name (string)")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}", name):
+        raise where.fail("name", f"'{name[:40]}' is not a plain name (it names the default folder reports/<name>)",
+                         "use letters, digits, '.', '_' and '-' only, such as ag-news")
     desc = _typed(where, "description", raw.get("description", ""), str, "a description (string)")
     task = raw.get("task")
     if task is not None and task not in TASKS:

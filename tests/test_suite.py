@@ -67,6 +67,7 @@ def test_good_suite(suite_file):
     (("dup/near-rate: {", "dup/nearrate: {"), "key 'metric_args.dup/nearrate': no such metric -- fix: did you mean 'dup/near-rate'?"),
     (("metrics: [lexical/distinct-2, dup]", "metrics: [nothing]"), "key 'metrics': no metric or group named 'nothing'"),
     (("task: classification", "task: regression"), "key 'task': 'regression' is not a task type"),
+    (("name: tiny", "name: ../../etc"), "key 'name': '../../etc' is not a plain name"),
     (("seed: 1", "seed: 1\nholdout: 0.2"), "key 'holdout': given together with 'test'"),
     (("test: intent_paraphrases_chatgpt_vs_crowd/clinc150/orig_test.jsonl", "holdout: 1.5"),
      "key 'holdout': 1.5 is not between 0 and 1"),
