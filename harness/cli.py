@@ -302,6 +302,12 @@ def write_report(out: Path, results, meta: dict) -> list[Path]:
     from .report.html import render_html
     from .report.markdown import render_markdown
 
+    # a pure function of the records: the same order whatever order the file holds them in
+    names = ([meta["reference"]["name"]] if meta.get("reference") else []) + [c["name"] for c in meta.get("candidates", [])]
+    d_order = {n: i for i, n in enumerate(names)}
+    m_order = {m: i for i, m in enumerate(list(meta.get("metrics") or []) + list(registry.REGISTRY))}
+    results = sorted(results, key=lambda r: (d_order.get(r.dataset, len(d_order)), r.dataset,
+                                             m_order.get(r.metric, len(m_order)), r.metric))
     infos = {}
     for r in results:
         if r.metric in registry.REGISTRY and r.metric not in infos:

@@ -14,7 +14,7 @@ import html
 import json
 from pathlib import Path
 
-from .markdown import fmt, size_warning
+from .markdown import _table, fmt, size_warning
 from .ranking import rank_candidates
 
 _SCRIPT = """
@@ -78,15 +78,8 @@ def render_html(results, meta: dict, infos: dict[str, dict], figures: list[Path]
     present = list(dict.fromkeys(r.dataset for r in results))
     datasets = [d for d in datasets if d in present] + [d for d in present if d not in datasets]
     metrics = list(dict.fromkeys(r.metric for r in results))
-    cell = {(r.dataset, r.metric): r for r in results}
+    cell, best = _table(results, datasets, metrics)
     ranking = {row["dataset"]: (i, row) for i, row in enumerate(rank_candidates(results), 1)}
-    best = {}
-    for m in metrics:
-        cand = [cell[(d, m)] for d in datasets if (d, m) in cell and cell[(d, m)].role == "candidate"]
-        if len(cand) > 1 and cand[0].higher_is_better is not None:
-            top = (max if cand[0].higher_is_better else min)(r.value for r in cand)
-            if any(r.value != top for r in cand):
-                best[m] = {r.dataset for r in cand if r.value == top}
 
     out = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
            f'<meta http-equiv="Content-Security-Policy" content="{e(csp)}">',
