@@ -172,7 +172,7 @@ def execute(candidates, reference, test, specs, out: Path, *, seed: int, sample_
     from .backends.embed import resolve_embedder
     from .errors import UserError
     from .report.markdown import render_terminal
-    from .runner import RunConfig, primary, run
+    from .runner import RunConfig, run
 
     if repeats < 1:
         raise UserError(f"--repeats {repeats}: must be at least 1", "give 1 (no repeats) or more")
@@ -184,8 +184,8 @@ def execute(candidates, reference, test, specs, out: Path, *, seed: int, sample_
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
     outcome = run(corpora, reference, specs, out, cfg, log=log, test=test)
 
-    reference = primary(reference, cfg) if reference is not None else None
-    candidates = [primary(c, cfg) for c in candidates]
+    reference = outcome.evaluated.get(reference.name, reference) if reference is not None else None
+    candidates = [outcome.evaluated.get(c.name, c) for c in candidates]
     meta = {
         "harness": __version__, "seed": seed, "sample_size": sample_size, "repeats": repeats,
         "embedder": emb.identity if emb else None,

@@ -42,6 +42,7 @@ class RunOutcome:
     reused: int = 0
     computed: int = 0
     embed_stats: dict = field(default_factory=dict)
+    evaluated: dict[str, Corpus] = field(default_factory=dict)  # name -> the (sampled) corpus metrics saw
 
 
 def sample_seed(seed: int, repeat: int) -> int:
@@ -177,6 +178,7 @@ def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list
     plan = []
     for full, role in corpora:
         corpus = reference if (role == "reference" and reference is not None) else primary(full, cfg)
+        outcome.evaluated[corpus.name] = corpus
         for spec in specs:
             reason = applicable(spec, corpus, reference, role, test)
             if reason == REFERENCE_ITSELF:

@@ -18,7 +18,6 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .data import FieldMap
 from .errors import UserError
@@ -246,6 +245,3 @@ def suite_specs(suite: Suite):
     specs = registry.select(list(suite.metrics) if suite.metrics is not None else None)
     return [MetricSpec(s.name, s.target, {**s.args, **suite.metric_args.get(s.name, {})}) for s in specs]
 
-
-def describe(spec: DatasetSpec) -> dict[str, Any]:
-    return {"declared": spec.declared, "provenance": spec.provenance}

@@ -8,7 +8,6 @@ can be named instead.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,6 +176,3 @@ def _device() -> str:
         return "mps"
     return "cpu"
 
-
-def describe(spec: EmbedderSpec) -> str:
-    return json.dumps({"identity": spec.identity, "max_seq_length": spec.max_seq_length})

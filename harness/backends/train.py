@@ -307,15 +307,10 @@ def make_recipe(name: str, **params) -> Recipe:
 
 # ----------------------------------------------------------------------------- cache
 
-def texts_fingerprint(texts: Sequence[str], labels: Sequence[str] | None = None) -> str:
-    """Content fingerprint of training or test rows (the same function as Corpus.fingerprint)."""
-    return content_fingerprint(texts, labels)
-
-
 def cache_key(recipe: Recipe, train_texts, train_labels, test_texts, seed: int,
               embed_identity: str | None = None) -> str:
     return sha256_hex("synthbench-model-v1", recipe.identity(embed_identity),
-                      texts_fingerprint(train_texts, train_labels), texts_fingerprint(test_texts),
+                      content_fingerprint(train_texts, train_labels), content_fingerprint(test_texts),
                       "" if recipe.deterministic else str(int(seed)))
 
 
