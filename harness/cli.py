@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("report", help="render DIR/report.md again from DIR/results.jsonl (no recomputation)")
     r.add_argument("dir", metavar="DIR")
+
+    from .commands import discover
+
+    for mod in discover():
+        c = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
+        mod.add_arguments(c)
+        c.set_defaults(_command_module=mod)
     return p
 
 
@@ -92,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_metrics(markdown=args.markdown)
         if args.command == "report":
             return cmd_report(Path(args.dir))
+        if getattr(args, "_command_module", None) is not None:
+            return int(args._command_module.run(args) or 0)
     except UserError as e:
         print(f"synthbench: error: {e.line()}", file=sys.stderr)
         return e.exit_code

@@ -135,11 +135,15 @@ class Score:
 
     ``ci`` is a (low, high) 95% interval or None where no interval is meaningful;
     ``details`` holds small, JSON-serialisable extras (examples, counts, the estimator used).
+    ``rows`` holds row-level findings, ``{reason: [row positions in ctx.texts]}`` (e.g.
+    ``{"duplicate": [4, 17]}``); the runner maps them to source rows and writes the flags file
+    that ``synthbench curate`` reads. Reasons are short kebab-case words.
     """
 
     value: float
     ci: tuple[float, float] | None = None
     details: dict = field(default_factory=dict)
+    rows: dict[str, list[int]] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.value is None or (isinstance(self.value, float) and math.isnan(self.value)):
