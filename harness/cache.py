@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
+import zlib
 from pathlib import Path
 
 
@@ -53,8 +54,9 @@ def atomic_write_text(path: Path, text: str) -> None:
 class VectorStore:
     """Per-model store of float32 vectors keyed by a 16-byte text hash (SQLite, WAL).
 
-    Each row also stores the vector's dimension so a truncated or foreign blob is detected
-    and recomputed rather than returned.
+    Each row also stores the vector's dimension and a CRC-32 of its bytes, so a truncated,
+    foreign or damaged blob is detected and recomputed rather than returned. (Stores written
+    before the checksum column existed get it added; their old rows are checked by length only.)
     """
 
     def __init__(self, path: Path):
@@ -67,7 +69,10 @@ class VectorStore:
             db = sqlite3.connect(self.path, timeout=60)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("CREATE TABLE IF NOT EXISTS vec (h BLOB PRIMARY KEY, dim INTEGER, v BLOB)")
+            db.execute("CREATE TABLE IF NOT EXISTS vec (h BLOB PRIMARY KEY, dim INTEGER, v BLOB, crc INTEGER)")
+            cols = {r[1] for r in db.execute("PRAGMA table_info(vec)")}
+            if "crc" not in cols:
+                db.execute("ALTER TABLE vec ADD COLUMN crc INTEGER")
             self._db = db
         return self._db
 
@@ -82,17 +87,23 @@ class VectorStore:
         step = 900  # below SQLite's default variable limit
         for i in range(0, len(keys), step):
             chunk = keys[i:i + step]
-            q = f"SELECT h, dim, v FROM vec WHERE h IN ({','.join('?' * len(chunk))})"
-            for h, dim, v in db.execute(q, chunk):
-                if dim and len(v) == 4 * dim:
-                    found[bytes(h)] = np.frombuffer(v, dtype=np.float32)
+            q = f"SELECT h, dim, v, crc FROM vec WHERE h IN ({','.join('?' * len(chunk))})"
+            for h, dim, v, crc in db.execute(q, chunk):
+                if not dim or not isinstance(v, bytes) or len(v) != 4 * dim:
+                    continue
+                if crc is not None and zlib.crc32(v) != crc:
+                    continue  # damaged: the caller recomputes and overwrites it
+                found[bytes(h)] = np.frombuffer(v, dtype=np.float32)
         return found
 
     def put_many(self, items) -> None:
         db = self._conn()
         with db:
-            db.executemany("INSERT OR REPLACE INTO vec (h, dim, v) VALUES (?, ?, ?)",
-                           [(k, int(v.shape[0]), v.astype("float32").tobytes()) for k, v in items])
+            rows = []
+            for k, v in items:
+                b = v.astype("float32").tobytes()
+                rows.append((k, int(v.shape[0]), b, zlib.crc32(b)))
+            db.executemany("INSERT OR REPLACE INTO vec (h, dim, v, crc) VALUES (?, ?, ?, ?)", rows)
 
     def close(self) -> None:
         if self._db is not None:

@@ -186,6 +186,7 @@ def execute(candidates, reference, test, specs, out: Path, *, seed: int, sample_
     if repeats < 1:
         raise UserError(f"--repeats {repeats}: must be at least 1", "give 1 (no repeats) or more")
     sample_size = _resolve_sample_size(sample_size, candidates)
+    _check_label_overlap(candidates, reference)
     needs_emb = any("embeddings" in s.info.needs or "reference_embeddings" in s.info.needs for s in specs)
     emb = resolve_embedder(embedder, batch_size=batch_size) if needs_emb else None
     cfg = RunConfig(seed=seed, embedder=emb, sample_size=sample_size, repeats=repeats, progress=progress)
@@ -213,6 +214,23 @@ def execute(candidates, reference, test, specs, out: Path, *, seed: int, sample_
     for line in summarize_skipped(outcome.skipped):
         log(line)
     return 0
+
+
+def _check_label_overlap(candidates, reference) -> None:
+    """A labelled candidate that shares no label with a labelled reference is almost always a label-name
+    mismatch (0/1 against neg/pos): every label metric would compare nothing with something."""
+    from .errors import UserError
+
+    if reference is None or reference.labels is None:
+        return
+    ref = set(reference.labels)
+    for c in candidates:
+        if c.labels is not None and not set(c.labels) & ref:
+            mine = ", ".join(sorted(set(c.labels))[:5])
+            theirs = ", ".join(sorted(ref)[:5])
+            raise UserError(f"{c.source}: no label in common with the reference {reference.name} "
+                            f"(candidate: {mine}; reference: {theirs})",
+                            "map the candidate's labels to the reference's names (or pick the right label column)")
 
 
 def summarize_skipped(skipped) -> list[str]:

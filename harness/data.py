@@ -90,7 +90,25 @@ def _read_bytes(path: Path) -> bytes:
     return data
 
 
+_NOT_TEXT = (  # (magic bytes, what the file is, how to fix it)
+    (b"\xff\xfe\x00\x00", "UTF-32", "iconv -f utf-32 -t utf-8 {name} > fixed{ext}"),
+    (b"\x00\x00\xfe\xff", "UTF-32", "iconv -f utf-32 -t utf-8 {name} > fixed{ext}"),
+    (b"\xff\xfe", "UTF-16", "iconv -f utf-16 -t utf-8 {name} > fixed{ext}"),
+    (b"\xfe\xff", "UTF-16", "iconv -f utf-16 -t utf-8 {name} > fixed{ext}"),
+    (b"\x1f\x8b", "gzip-compressed", "gunzip -c {name} > fixed{ext}"),
+    (b"PK\x03\x04", "a zip archive", "unzip it and point at the file inside"),
+    (b"PAR1", "Parquet", "rename it to .parquet"),
+)
+
+#: the longest text one row may hold; longer rows are almost always a broken export
+MAX_TEXT_CHARS = 1_000_000
+
+
 def _decode(path: Path, data: bytes) -> str:
+    for magic, what, fix in _NOT_TEXT:
+        if data.startswith(magic):
+            raise UserError(f"{path}: the file is {what}, not UTF-8 text",
+                            fix.format(name=path.name, ext=path.suffix))
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -128,8 +146,10 @@ def _json_rows(path: Path) -> Iterator[tuple[int, dict]]:
         raise UserError(f"{path}: line {e.lineno}: malformed JSON ({e.msg} at column {e.colno})",
                         "give a JSON array of objects, or one object per line (JSONL)") from None
     if isinstance(obj, dict):
-        yield 1, obj
-        return
+        lists = [k for k, v in obj.items() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)]
+        hint = f" (its key '{lists[0]}' holds a list of rows)" if lists else ""
+        raise UserError(f"{path}: expected a JSON array of objects, got one object{hint}",
+                        "give a JSON array of row objects, or one object per line (JSONL)")
     if not isinstance(obj, list):
         raise UserError(f"{path}: expected a JSON array of objects, got {type(obj).__name__}",
                         "give a JSON array of objects, or one object per line (JSONL)")
@@ -330,6 +350,10 @@ def build_corpus(rows: Iterable[tuple[int, dict]], source: str, name: str, field
         if not allow_empty and not v.strip():
             raise UserError(f"{source}: {row_word} {row_no}: field '{col}' is empty",
                             "drop empty rows before evaluating (an empty row is not a sample)")
+        if len(v) > MAX_TEXT_CHARS:
+            raise UserError(f"{source}: {row_word} {row_no}: field '{col}' holds {len(v):,} characters "
+                            f"(limit {MAX_TEXT_CHARS:,})",
+                            "split long documents into rows, or check the export (a whole file in one row)")
         return v
 
     for row_no, row in _chain_first(first_no, first, it):

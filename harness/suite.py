@@ -90,7 +90,12 @@ def _resolve_path(where: _Where, key: str, declared: str) -> str:
     if p.is_absolute():
         resolved = p
     elif declared.startswith(("./", "../")):
-        resolved = (where.path.parent / p).resolve()
+        base = where.path.parent.resolve()
+        resolved = (base / p).resolve()
+        if base not in resolved.parents:
+            raise where.fail(key, f"'{declared}' leaves the suite's folder {base}",
+                             "keep ./ paths inside the suite's folder; name shared data relative to the data "
+                             "root (SYNTHBENCH_DATA), or give an absolute path")
     else:
         root = data_root().resolve()
         resolved = (root / p).resolve()

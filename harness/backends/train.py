@@ -320,6 +320,13 @@ def _cache_path(key: str):
     return cache_root() / "models" / key[:2] / f"{key}.json"
 
 
+def _payload_sha(labels, codes) -> str:
+    """Checksum of a cached prediction record's payload: a damaged entry fails it and is recomputed."""
+    from ..core import canonical_json, sha256_hex
+
+    return sha256_hex(canonical_json([labels, codes]))
+
+
 def fit_predict_cached(recipe: Recipe, train_texts: Sequence[str], train_labels: Sequence[str],
                        test_texts: Sequence[str], seed: int, embed_fn: EmbedFn | None = None,
                        embed_identity: str | None = None, use_disk: bool = True):
@@ -337,7 +344,7 @@ def fit_predict_cached(recipe: Recipe, train_texts: Sequence[str], train_labels:
             rec = json.loads(path.read_text(encoding="utf-8"))
             vocab = rec["labels"]
             pred = np.array([vocab[i] for i in rec["codes"]], dtype=object)
-            if len(pred) == len(test_texts):
+            if len(pred) == len(test_texts) and rec.get("sha256") == _payload_sha(vocab, rec["codes"]):
                 STATS["disk"] += 1
                 _MEMO[key] = pred
                 return pred
@@ -359,5 +366,6 @@ def fit_predict_cached(recipe: Recipe, train_texts: Sequence[str], train_labels:
         rec = {"recipe": json.loads(recipe.identity(embed_identity)), "seed": int(seed),
                "n_train": len(train_texts), "n_test": len(test_texts), "seconds": round(secs, 3),
                "labels": vocab, "codes": [code[str(p)] for p in pred]}
+        rec["sha256"] = _payload_sha(rec["labels"], rec["codes"])
         atomic_write_bytes(path, json.dumps(rec, separators=(",", ":")).encode("utf-8"))
     return pred
