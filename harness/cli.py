@@ -102,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "_command_module", None) is not None:
             return int(args._command_module.run(args) or 0)
     except UserError as e:
-        print(f"synthbench: error: {e.line()}", file=sys.stderr)
+        from .report.markdown import term_safe
+
+        print(f"synthbench: error: {term_safe(e.line())}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("synthbench: interrupted; finished results are kept and a rerun resumes", file=sys.stderr)

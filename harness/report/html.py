@@ -54,7 +54,9 @@ code{font-size:.85em} pre{white-space:pre-wrap;background:#f8f8f8;padding:.4rem}
 
 
 def e(x) -> str:
-    return html.escape(str(x), quote=True)
+    from .markdown import term_safe
+
+    return html.escape(term_safe(x), quote=True)  # control and bidi characters dropped, then escaped
 
 
 def rank_label(rk) -> str:

@@ -8,7 +8,7 @@ import re
 from .ranking import rank_candidates
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
-_CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # C0/C1 and bidi overrides
 
 
 def md_escape(text: str) -> str:
@@ -69,13 +69,13 @@ def render_markdown(results, meta: dict, summaries: dict[str, str]) -> str:
                 "Mean rank within each metric group that has a direction, averaged over groups "
                 "(1 = best on every metric). Only metrics every candidate has are counted.", ""]
         groups = sorted({g for row in ranking for g in row["groups"]})
-        out.append("| rank | dataset | rows | score | " + " | ".join(groups) + " |")
+        out.append("| " + " | ".join(["rank", "dataset", "rows", "score", *groups]) + " |")
         out.append("|---:|---|---:|---:|" + "---:|" * len(groups))
         rows_of = {d["name"]: d.get("rows") for d in meta.get("candidates", [])}
         for i, row in enumerate(ranking, 1):
-            g = " | ".join(fmt(row["groups"].get(x)) if x in row["groups"] else "–" for x in groups)
-            out.append(f"| {i} | {md_escape(row['dataset'])} | {rows_of.get(row['dataset'], '?')} | "
-                       f"{fmt(row['score'])} | {g} |")
+            g = [fmt(row["groups"].get(x)) if x in row["groups"] else "–" for x in groups]
+            cells = [str(i), md_escape(row["dataset"]), str(rows_of.get(row["dataset"], "?")), fmt(row["score"]), *g]
+            out.append("| " + " | ".join(cells) + " |")
         out.append("")
     warn = size_warning(results, meta)
     if warn:
