@@ -29,9 +29,16 @@ demo: $(STAMP)
 	@echo "report: reports/demo/report.md"
 
 # Every shipped suite that fits this machine; each writes reports/<suite name>/ (resumes if interrupted).
-SUITES := suites/demo.yaml suites/ag_news.yaml suites/sst2_supergen.yaml
+SUITES := suites/demo.yaml suites/ag_news.yaml suites/sst2_supergen.yaml \
+          suites/intent_atis.yaml suites/intent_snips.yaml suites/intent_fb.yaml suites/intent_liu.yaml \
+          suites/intent_clinc150.yaml suites/intent_banking10.yaml suites/s3_imdb.yaml \
+          suites/llm_aug_20news.yaml suites/llm_aug_ag_news.yaml suites/llm_aug_atis.yaml \
+          suites/llm_aug_fb.yaml suites/llm_aug_sst5.yaml suites/llm_aug_yelp.yaml
+# ... then which direct metric predicts utility across all their candidates
 leaderboard: $(STAMP)
 	@for s in $(SUITES); do $(BIN)/synthbench run $$s || exit 1; done
+	$(BIN)/synthbench correlate reports -u utility/minilm-lr/accuracy -u utility/tfidf-lr/accuracy \
+	  --out reports/metric-utility-correlation.md >/dev/null
 
 # The leaderboard page is tested in Debian's chromium (through Playwright, which does not download a browser).
 browser:
@@ -49,6 +56,7 @@ test-all: $(STAMP) browser
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/perplexity.py --out bench/out
 
 lint: $(STAMP)
 	$(BIN)/ruff check harness tests bench suites

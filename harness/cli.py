@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sentence-transformers model: 'default' (all-MiniLM-L6-v2, offline), a local "
                         "folder, or a hub name (needs a network)")
     e.add_argument("--batch-size", type=int, default=64, help="embedding batch size")
+    e.add_argument("--lm", default="default",
+                   help="causal language model for the fluency metrics: 'default' (SmolLM2-135M-Instruct, "
+                        "offline), a local Hugging Face folder, or a hub id (needs a network)")
+    e.add_argument("--schema", metavar="FILE.yaml",
+                   help="declared row schema (required fields, types, allowed labels, lengths, JSON fields): "
+                        "invalid rows are kept and counted by format/invalid-rate instead of refusing the file")
     e.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_field_flags(e)
 
@@ -178,7 +184,8 @@ def _resolve_sample_size(value, candidates, flag="--sample-size"):
 
 
 def execute(candidates, reference, test, specs, out: Path, *, seed: int, sample_size, repeats: int,
-            embedder: str, batch_size: int = 64, progress: bool = True, extra_meta: dict | None = None) -> int:
+            embedder: str, batch_size: int = 64, progress: bool = True, extra_meta: dict | None = None,
+            lm: str = "default") -> int:
     """Run the metrics, write results.jsonl, run.json and the reports, print the table and a summary."""
     from .backends.embed import resolve_embedder
     from .errors import UserError
@@ -191,7 +198,14 @@ def execute(candidates, reference, test, specs, out: Path, *, seed: int, sample_
     _check_label_overlap(candidates, reference)
     needs_emb = any("embeddings" in s.info.needs or "reference_embeddings" in s.info.needs for s in specs)
     emb = resolve_embedder(embedder, batch_size=batch_size) if needs_emb else None
-    cfg = RunConfig(seed=seed, embedder=emb, sample_size=sample_size, repeats=repeats, progress=progress)
+    needs_lm = any("lm" in s.info.needs for s in specs)
+    lm_spec = None
+    if needs_lm or (lm or "default") != "default":  # a named model is checked even when no metric uses it
+        from .backends.lm import resolve_lm
+
+        lm_spec = resolve_lm(lm)
+    cfg = RunConfig(seed=seed, embedder=emb, sample_size=sample_size, repeats=repeats, progress=progress,
+                    lm=lm_spec if needs_lm else None)
     corpora = ([(reference, "reference")] if reference is not None else []) + [(c, "candidate") for c in candidates]
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
     outcome = run(corpora, reference, specs, out, cfg, log=log, test=test)
@@ -201,12 +215,14 @@ def execute(candidates, reference, test, specs, out: Path, *, seed: int, sample_
     meta = {
         "harness": __version__, "seed": seed, "sample_size": sample_size, "repeats": repeats,
         "embedder": emb.identity if emb else None,
+        "lm": lm_spec.identity if (lm_spec and needs_lm) else None,
         "reference": _describe(reference, "reference") if reference is not None else None,
         "candidates": [_describe(c, "candidate") for c in candidates],
         "test": _describe(test, "test") if test is not None else None,
         "metrics": [s.name for s in specs],
         "size_dependent": [s.name for s in specs if s.info.size_dependent],
         "skipped": [list(x) for x in outcome.skipped],
+        "failed": [list(x) for x in outcome.failed],
         **(extra_meta or {}),
     }
     written = write_report(out, outcome.results, meta)
@@ -215,6 +231,14 @@ def execute(candidates, reference, test, specs, out: Path, *, seed: int, sample_
         + ", ".join(str(p) for p in written))
     for line in summarize_skipped(outcome.skipped):
         log(line)
+    if outcome.failed:
+        from .report.markdown import term_safe
+
+        for d, m, why in outcome.failed:
+            log(term_safe(f"FAILED: {d} {m}: {why}"))
+        log(f"{len(outcome.failed)} metric(s) failed (recorded in results.jsonl and shown in the report); "
+            "a rerun tries them again and reuses everything else")
+        return 1
     return 0
 
 
@@ -271,10 +295,15 @@ def cmd_eval(args) -> int:
     names = _unique_names(parsed)
     if len(set(names)) != len(names):
         raise UserError("two candidates have the same name", "name them apart with NAME=PATH")
-    reference = load_corpus(args.reference, fields, split=args.split) if args.reference else None
+    from .schema import load_schema_file, resolve_for_candidates
+
+    schema = load_schema_file(args.schema) if args.schema else None
+    reference = load_corpus(args.reference, fields, split=args.split, schema=schema) if args.reference else None
     if reference is not None and reference.name in names:
         reference = _renamed(reference, reference.name + " (reference)")
-    candidates = [load_corpus(path, fields, name=name, split=args.split) for name, (_, path) in zip(names, parsed)]
+    cand_schema = resolve_for_candidates(schema, reference)
+    candidates = [load_corpus(path, fields, name=name, split=args.split, schema=cand_schema)
+                  for name, (_, path) in zip(names, parsed)]
     test = load_corpus(args.test, fields, name="test", split=args.split) if args.test else None
     if args.holdout is not None:
         if test is not None or reference is None:
@@ -282,23 +311,28 @@ def cmd_eval(args) -> int:
         if not 0 < args.holdout < 1:
             raise UserError(f"--holdout {args.holdout}: not between 0 and 1", "give a fraction such as 0.25")
         reference, test = reference.holdout(args.holdout, args.seed)
+    from .compare import eval_load_record
+
     return execute(candidates, reference, test, specs, Path(args.out), seed=args.seed,
                    sample_size=args.sample_size, repeats=args.repeats, embedder=args.embedder,
-                   batch_size=args.batch_size, progress=progress)
+                   batch_size=args.batch_size, progress=progress, lm=args.lm,
+                   extra_meta={**({"schema": cand_schema.as_dict()} if cand_schema is not None else {}),
+                               "load": eval_load_record(args, names, parsed)})  # how 'compare' reloads the rows
 
 
 def cmd_run(args) -> int:
-    from .data import load_corpus
-    from .suite import load_suite, suite_specs
+    from .compare import run_load_record
+    from .suite import load_dataset, load_suite, suite_specs
 
     progress = _progress(args.no_progress)
     suite = load_suite(args.suite)
     specs = suite_specs(suite)
-    reference = load_corpus(suite.reference.path, suite.reference.fields, name=suite.reference.name,
-                            split=suite.reference.split)
-    test = (load_corpus(suite.test.path, suite.test.fields, name=suite.test.name, split=suite.test.split)
-            if suite.test else None)
-    candidates = [load_corpus(c.path, c.fields, name=c.name, split=c.split) for c in suite.candidates]
+    from .schema import resolve_for_candidates
+
+    reference = load_dataset(suite.reference, suite.normalize, schema=suite.schema)
+    test = load_dataset(suite.test, suite.normalize) if suite.test else None
+    cand_schema = resolve_for_candidates(suite.schema, reference)
+    candidates = [load_dataset(c, suite.normalize, schema=cand_schema) for c in suite.candidates]
     if suite.holdout:
         reference, test = reference.holdout(suite.holdout, suite.seed)
     out = Path(args.out) if args.out else Path("reports") / suite.name
@@ -308,8 +342,12 @@ def cmd_run(args) -> int:
                        "task": suite.task},
              "provenance": {c.name: c.provenance for c in suite.candidates}}
     extra["provenance"][suite.reference.name] = suite.reference.provenance
+    if cand_schema is not None:
+        extra["schema"] = cand_schema.as_dict()
+    extra["load"] = run_load_record(args)  # how 'synthbench compare' reloads the rows
     return execute(candidates, reference, test, specs, out, seed=suite.seed, sample_size=suite.sample_size,
-                   repeats=suite.repeats, embedder=suite.embedder, progress=progress, extra_meta=extra)
+                   repeats=suite.repeats, embedder=suite.embedder, progress=progress, extra_meta=extra,
+                   lm=suite.lm)
 
 
 def _renamed(corpus, name):
@@ -359,13 +397,14 @@ def write_report(out: Path, results, meta: dict) -> list[Path]:
 def cmd_report(out: Path) -> int:
     from .errors import UserError
     from .report.markdown import render_terminal
-    from .results import load_results
+    from .results import load_failures, load_results
 
     results = load_results(out)
     meta_path = out / "run.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
     if not meta:
         raise UserError(f"{meta_path}: missing", "rerun 'synthbench eval' into this folder to recreate it")
+    meta["failed"] = [list(x) for x in load_failures(out)]
     written = write_report(out, results, meta)
     print(render_terminal(results, meta))
     print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)

@@ -44,9 +44,24 @@ class Corpus:
     fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
     n_source_rows: int = 0
     sample: dict | None = None  # {"size": n, "seed": s, "of": n_source_rows} when subsampled
+    # Row identity, kept through subsample() and holdout(); neither enters the fingerprint:
+    # row_ids[i] is the 0-based index, among the rows of the dataset as loaded, of row i (None: 0..n-1,
+    # this corpus is the loaded dataset); origin is (fingerprint, row count) of that loaded dataset.
+    row_ids: tuple[int, ...] | None = None
+    origin: tuple[str, int] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    @property
+    def source_row_ids(self) -> tuple[int, ...]:
+        """The loaded dataset's 0-based row index of each row (what ``synthbench curate`` drops)."""
+        return self.row_ids if self.row_ids is not None else tuple(range(len(self.texts)))
+
+    @property
+    def source_identity(self) -> tuple[str, int]:
+        """(fingerprint, row count) of the dataset as loaded, before any sample or holdout."""
+        return self.origin if self.origin is not None else (self.fingerprint, len(self.texts))
 
     @cached_property
     def fingerprint(self) -> str:
@@ -83,7 +98,8 @@ class Corpus:
             return Corpus(name=self.name + suffix, source=f"{self.source} ({what} of a {fraction:g} holdout, "
                           f"seed {seed})", kind=self.kind, texts=pick(self.texts),
                           labels=pick(self.labels) if self.labels is not None else None,
-                          fields={k: pick(v) for k, v in self.fields.items()}, n_source_rows=len(idx))
+                          fields={k: pick(v) for k, v in self.fields.items()}, n_source_rows=len(idx),
+                          row_ids=pick(self.source_row_ids), origin=self.source_identity)
 
         return part(~mask, "", "training part"), part(mask, " (held out)", "test part")
 
@@ -105,6 +121,8 @@ class Corpus:
             fields={k: pick(v) for k, v in self.fields.items()},
             n_source_rows=self.n_source_rows or n,
             sample={"size": size, "seed": seed, "of": n},
+            row_ids=pick(self.source_row_ids),
+            origin=self.source_identity,
         )
 
 

@@ -38,10 +38,22 @@ class FieldMap:
 
 
 def load_corpus(spec: str, fields: FieldMap | None = None, name: str | None = None,
-                split: str | None = None) -> Corpus:
-    """Load ``spec`` (a path, ``builtin:NAME``, ``hf:ID`` or a hub id) into a validated Corpus."""
+                split: str | None = None, where=None, schema=None) -> Corpus:
+    """Load ``spec`` (a path, ``builtin:NAME``, ``hf:ID`` or a hub id) into a validated Corpus.
+
+    ``where``: an optional row filter, called with each raw row (a dict of all its columns) before
+    columns are mapped; rows it returns False for are left out (suites' ``where:``/``where_not:``).
+    ``schema``: a :class:`harness.schema.Schema`; with one, invalid rows are kept and their reasons
+    recorded (``format/invalid-rate``) instead of refusing the file.
+    """
     fields = fields or FieldMap()
     if spec.startswith("builtin:"):
+        if where is not None:
+            raise UserError(f"{spec}: row filters apply to data files and hub datasets only",
+                            "drop 'where'/'where_not' for builtin datasets")
+        if schema is not None:
+            raise UserError(f"{spec}: a schema applies to data files, folders and hub datasets",
+                            "drop --schema / 'schema:' for builtin datasets (they are valid by construction)")
         from .builtin import load_builtin
 
         return load_builtin(spec[len("builtin:"):], fields, name)
@@ -54,11 +66,15 @@ def load_corpus(spec: str, fields: FieldMap | None = None, name: str | None = No
             raise UserError(f"{spec}: file not found",
                             "check the path (relative paths start from the current directory)")
     if hub is not None:
-        rows = _hub_rows(hub, split)
-        return build_corpus(rows, source=f"hf:{hub}", name=name or hub.split("/")[-1], fields=fields)
+        rows = _filtered(_hub_rows(hub, split), where, f"hf:{hub}", "row")
+        return build_corpus(rows, source=f"hf:{hub}", name=name or hub.split("/")[-1], fields=fields,
+                            schema=schema)
     row_word = "line"
     if path.is_dir():
-        return _load_dir(path, fields, name, split)
+        if where is not None:
+            raise UserError(f"{path}: row filters apply to data files and hub datasets only",
+                            "drop 'where'/'where_not', or export the folder to a .jsonl file")
+        return _load_dir(path, fields, name, split, schema)
     ext = path.suffix.lower()
     if ext in JSONL_EXT:
         rows = _jsonl_rows(path)
@@ -74,7 +90,31 @@ def load_corpus(spec: str, fields: FieldMap | None = None, name: str | None = No
         raise UserError(f"{path}: unknown format '{ext or '(no extension)'}'",
                         f"use one of {', '.join(KNOWN)}, a Hugging Face save_to_disk folder, "
                         "or a folder of <label>/*.txt files")
-    return build_corpus(rows, source=str(path), name=name or path.stem, fields=fields, row_word=row_word)
+    rows = _filtered(rows, where, str(path), row_word)
+    return build_corpus(rows, source=str(path), name=name or path.stem, fields=fields, row_word=row_word,
+                        schema=schema)
+
+
+def _filtered(rows: Iterator[tuple[int, dict]], keep, source: str, row_word: str) -> Iterator[tuple[int, dict]]:
+    """The rows ``keep(row)`` accepts (all rows when ``keep`` is None); a KeyError from ``keep``
+    names a column the row lacks; no row accepted is an error naming the filter."""
+    if keep is None:
+        yield from rows
+        return
+    kept = 0
+    for row_no, row in rows:
+        try:
+            ok = keep(row)
+        except KeyError as e:
+            raise UserError(f"{source}: {row_word} {row_no}: no field {e} to filter on "
+                            f"(fields: {', '.join(map(str, row))})",
+                            "name an existing column in 'where'/'where_not'") from None
+        if ok:
+            kept += 1
+            yield row_no, row
+    if not kept:
+        raise UserError(f"{source}: no row passes the row filter ({keep})",
+                        "check the values in 'where'/'where_not' against the file (types too: 0 is not '0')")
 
 
 # --------------------------------------------------------------------------- readers
@@ -121,7 +161,9 @@ def _decode(path: Path, data: bytes) -> str:
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
     text = _decode(path, _read_bytes(path))
-    for lineno, line in enumerate(text.splitlines(), 1):
+    # JSON Lines ends lines with \n (or \r\n) only: str.splitlines() would also split inside strings
+    # at U+2028, U+0085 and other Unicode line breaks that JSON leaves unescaped
+    for lineno, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
@@ -214,13 +256,13 @@ def _table_rows(table, where) -> Iterator[tuple[int, dict]]:
         yield i + 1, {n: cols[n][i] for n in names}
 
 
-def _load_dir(path: Path, fields: FieldMap, name: str | None, split: str | None) -> Corpus:
+def _load_dir(path: Path, fields: FieldMap, name: str | None, split: str | None, schema=None) -> Corpus:
     if any((path / f).exists() for f in ("dataset_info.json", "state.json", "dataset_dict.json")):
         rows = _hf_folder_rows(path, split)
-        return build_corpus(rows, source=str(path), name=name or path.name, fields=fields)
+        return build_corpus(rows, source=str(path), name=name or path.name, fields=fields, schema=schema)
     sub = sorted(p for p in path.iterdir() if p.is_dir() and any(p.glob("*.txt")))
     if sub:
-        return load_text_folder(path, fields, name)
+        return load_text_folder(path, fields, name, schema=schema)
     raise UserError(f"{path}: a folder, but neither a Hugging Face save_to_disk folder nor <label>/*.txt files",
                     "give a data file, a folder written by Dataset.save_to_disk, or one sub-folder of .txt files per label")
 
@@ -267,7 +309,7 @@ def _hub_rows(hub_id: str, split: str | None) -> Iterator[tuple[int, dict]]:
 
 
 def load_text_folder(path: Path, fields: FieldMap | None = None, name: str | None = None,
-                     fallback_encoding: str | None = None, source: str | None = None) -> Corpus:
+                     fallback_encoding: str | None = None, source: str | None = None, schema=None) -> Corpus:
     """A folder with one sub-folder per label, each holding ``*.txt`` documents (sklearn's load_files layout).
 
     Files are read in sorted (label, file name) order, so the fingerprint is stable.
@@ -286,7 +328,7 @@ def load_text_folder(path: Path, fields: FieldMap | None = None, name: str | Non
     if not rows:
         raise UserError(f"{path}: no .txt files under its label folders", "put documents in <folder>/<label>/*.txt")
     return build_corpus(iter(rows), source=source or str(path), name=name or path.name,
-                        fields=fields or FieldMap(), row_word="file")
+                        fields=fields or FieldMap(), row_word="file", schema=schema)
 
 
 # --------------------------------------------------------------------------- mapping + validation
@@ -296,8 +338,16 @@ def _describe(v) -> str:
 
 
 def build_corpus(rows: Iterable[tuple[int, dict]], source: str, name: str, fields: FieldMap,
-                 row_word: str = "row") -> Corpus:
-    """Map columns and validate every row; the first bad row raises a UserError."""
+                 row_word: str = "row", schema=None) -> Corpus:
+    """Map columns and validate every row; the first bad row raises a UserError.
+
+    With a ``schema`` the load is lenient instead (:func:`harness.schema.build_lenient`): every row is
+    kept and the checks it fails are recorded for ``format/invalid-rate``.
+    """
+    if schema is not None:
+        from .schema import build_lenient
+
+        return build_lenient(rows, source, name, fields, schema, row_word)
     it = iter(rows)
     try:
         first_no, first = next(it)

@@ -39,19 +39,33 @@ class ResultStore:
 
     def reusable(self, dataset: str, metric: str, signature_key: str) -> Result | None:
         d = self.records.get((dataset, metric))
-        if d is not None and d.get("signature_key") == signature_key:
+        if d is not None and d.get("signature_key") == signature_key and d.get("status") != "failed":
             return Result.from_json(d)
-        return None
+        return None  # a failed record is tried again on every rerun
 
     def put(self, result: Result) -> None:
         self.records[(result.dataset, result.metric)] = result.to_json()
+
+    def put_failure(self, dataset: str, metric: str, signature, role: str, reason: str) -> None:
+        """Record that a metric raised on a dataset: the record says so and why (value null), so no report
+        can show it as zero or leave it out silently."""
+        self.records[(dataset, metric)] = {
+            "dataset": dataset, "metric": metric, "status": "failed", "error": reason, "value": None,
+            "ci": None, "role": role, "signature": signature.as_dict(), "signature_key": signature.key,
+            "details": {}, "seconds": 0.0}
+
+    def failures(self) -> list[tuple[str, str, str]]:
+        """(dataset, metric, reason) of every failed record."""
+        return [(d["dataset"], d["metric"], d.get("error", "")) for d in self.records.values()
+                if d.get("status") == "failed"]
 
     def flush(self) -> None:
         lines = [json.dumps(d, ensure_ascii=False, sort_keys=True) for d in self.records.values()]
         atomic_write_text(self.path, "\n".join(lines) + ("\n" if lines else ""))
 
     def all(self) -> list[Result]:
-        return [Result.from_json(d) for d in self.records.values()]
+        """The computed results (failed records are reported through ``failures()``)."""
+        return [Result.from_json(d) for d in self.records.values() if d.get("status") != "failed"]
 
 
 def load_results(out_dir: Path) -> list[Result]:
@@ -59,3 +73,9 @@ def load_results(out_dir: Path) -> list[Result]:
     if not path.exists():
         raise UserError(f"{path}: no results here", "run 'synthbench eval ... --out DIR' first")
     return ResultStore(Path(out_dir)).all()
+
+
+def load_failures(out_dir: Path) -> list[tuple[str, str, str]]:
+    """(dataset, metric, reason) for each metric that failed in the run stored in ``out_dir``."""
+    path = Path(out_dir) / RESULTS
+    return ResultStore(Path(out_dir)).failures() if path.exists() else []

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from . import __version__
 from .core import Corpus, Result, Score, Signature
+from .errors import UserError
+from .flags import rows_intact, save_rows, write_flags
 from .metrics import MetricSpec
 from .metrics.base import Context, MetricSkipped
 from .results import ResultStore
@@ -33,12 +35,14 @@ class RunConfig:
     repeats: int = 1
     progress: bool = True
     cache_dir: Path | None = None
+    lm: object | None = None                # LMSpec for the fluency metrics (or a ready PerplexityScorer)
 
 
 @dataclass
 class RunOutcome:
     results: list[Result]
     skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (dataset, metric, reason)
+    failed: list[tuple[str, str, str]] = field(default_factory=list)   # (dataset, metric, error) raised
     reused: int = 0
     computed: int = 0
     embed_stats: dict = field(default_factory=dict)
@@ -73,6 +77,8 @@ def signature_for(spec: MetricSpec, corpus: Corpus, reference: Corpus | None, cf
         args.setdefault("tokenizer", Context.TOKENIZER)
     if full is not None and _repeated(spec, full, cfg):
         args["repeats"] = cfg.repeats
+    if "lm" in info.needs and cfg.lm is not None:  # a different causal LM never reuses a result
+        args["lm"] = getattr(cfg.lm, "identity", str(cfg.lm))
     return Signature(
         harness=__version__,
         metric=spec.name,
@@ -147,7 +153,8 @@ def combine_repeats(scores: list[Score], sizes: tuple[int, int], bounds=(-math.i
     details = dict(scores[0].details)
     details["repeats"] = {"values": [float(v) for v in vals], "sample_size": sizes[0], "of": sizes[1],
                           "interval": "t-interval of the mean over repeated seeded samples"}
-    return Score(mean, (max(bounds[0], mean - half), min(bounds[1], mean + half)), details)
+    # row flags come from the primary sample only (the extra samples hold other rows)
+    return Score(mean, (max(bounds[0], mean - half), min(bounds[1], mean + half)), details, rows=scores[0].rows)
 
 
 def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list[MetricSpec],
@@ -171,10 +178,17 @@ def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list
         from .backends.embed import Embedder
 
         embedder = Embedder(cfg.embedder, cache_dir=cfg.cache_dir, progress=cfg.progress)
+    lm_scorer = None  # built only for fluency metrics; it loads the model only for texts not in its cache
+    if cfg.lm is not None and any("lm" in s.info.needs for s in specs):
+        from .backends.perplexity import PerplexityScorer
+
+        lm_scorer = cfg.lm if hasattr(cfg.lm, "score") else PerplexityScorer(cfg.lm, cache_dir=cfg.cache_dir,
+                                                                              progress=cfg.progress)
 
     reference = primary(reference, cfg) if reference is not None else None
-    test_ctx = Context(test, cfg.seed, embedder, role="test") if test is not None else None
-    ref_ctx = Context(reference, cfg.seed, embedder, test=test_ctx, role="reference") if reference is not None else None
+    test_ctx = Context(test, cfg.seed, embedder, role="test", lm_scorer=lm_scorer) if test is not None else None
+    ref_ctx = (Context(reference, cfg.seed, embedder, test=test_ctx, role="reference", lm_scorer=lm_scorer)
+               if reference is not None else None)
     plan = []
     for full, role in corpora:
         corpus = reference if (role == "reference" and reference is not None) else primary(full, cfg)
@@ -188,6 +202,8 @@ def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list
                 continue
             sig = signature_for(spec, corpus, reference, cfg, full=full, test=test)
             done = store.reusable(corpus.name, spec.name, sig.key)
+            if done is not None and not rows_intact(out_dir, done):
+                done = None  # its row flags (rows/<key>.json) were lost: compute it again
             if done is not None:
                 outcome.results.append(done)
                 outcome.reused += 1
@@ -210,7 +226,7 @@ def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list
             else:
                 sample = full.subsample(cfg.sample_size, sample_seed(cfg.seed, repeat))
             contexts[key] = Context(sample, cfg.seed, embedder, reference=ref_ctx if role != "reference" else None,
-                                    test=test_ctx, role=role)
+                                    test=test_ctx, role=role, lm_scorer=lm_scorer)
         return contexts[key]
 
     for full, corpus, role, spec, sig in plan:
@@ -225,12 +241,25 @@ def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list
             outcome.skipped.append((corpus.name, spec.name, str(e)))
             bar.update(1)
             continue
+        except (UserError, KeyboardInterrupt, MemoryError):
+            raise  # the user must act (or asked to stop): finished results are already on disk
+        except Exception as e:  # one metric failing on one dataset must not sink the run
+            reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}".rstrip(": ")
+            log(f"error: {corpus.name} {spec.name} failed ({reason}); the run goes on, the failure is recorded")
+            outcome.failed.append((corpus.name, spec.name, reason))
+            store.put_failure(corpus.name, spec.name, sig, role, reason)
+            store.flush()
+            bar.update(1)
+            continue
         for w in score.details.get("warnings", []):
             log(f"warning: {corpus.name} {spec.name}: {w}")
+        details = score.details
+        if score.rows:  # row-level findings: kept beside the results, counted in the record
+            details = {**details, "row_flags": save_rows(out_dir, sig.key, spec.name, score.rows, len(corpus))}
         res = Result(dataset=corpus.name, metric=spec.name, value=float(score.value),
                      ci=tuple(float(x) for x in score.ci) if score.ci is not None else None,
                      higher_is_better=spec.info.higher_is_better, signature=sig, role=role,
-                     details=score.details, seconds=time.perf_counter() - t0)
+                     details=details, seconds=time.perf_counter() - t0)
         store.put(res)
         store.flush()
         outcome.results.append(res)
@@ -239,7 +268,14 @@ def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list
     bar.close()
     if embedder is not None and hasattr(embedder, "stats"):
         outcome.embed_stats = dict(embedder.stats)
+    if lm_scorer is not None and getattr(lm_scorer, "stats", None) and (lm_scorer.stats.get("scored")
+                                                                         or lm_scorer.stats.get("from_cache")):
+        st = lm_scorer.stats
+        log(f"perplexity: {st.get('scored', 0)} text(s) scored by the LM ({st.get('tokens', 0)} tokens, "
+            f"{st.get('truncated', 0)} truncated), {st.get('from_cache', 0)} from the cache")
     order = {c.name: i for i, (c, _) in enumerate(corpora)}
     mindex = {s.name: i for i, s in enumerate(specs)}
     outcome.results.sort(key=lambda r: (order.get(r.dataset, 1e9), mindex.get(r.metric, 1e9)))
+    write_flags(out_dir, outcome.results, outcome.evaluated, keep_keys={d.get("signature_key") for d in
+                store.records.values()}, log=log)
     return outcome

@@ -8,12 +8,22 @@ paths (``yaml.safe_load``).
 Paths: ``builtin:NAME`` and ``hf:ID`` are used as they are; absolute paths too; paths starting
 with ``./`` or ``../`` are relative to the suite file; any other relative path is relative to
 the data root (``$SYNTHBENCH_DATA``, default ``../shared/data``) and may not leave it.
+
+Shipped data often needs light handling before a like-for-like comparison, declared (never coded)
+per dataset: ``where: {column: value or [values]}`` keeps the rows whose raw columns match every
+condition (one method's rows of a file that mixes several), ``where_not:`` drops the rows that
+match every one of its conditions (intents the real data lacks), ``label_map: {0: neg, 1: pos}``
+renames labels to the reference's names. Values match with their JSON type (``0`` is not ``"0"``,
+``false`` is not ``0``). For the whole suite, ``normalize: [strip-html, lowercase,
+strip-punctuation]`` rewrites every text (reference, test and candidates alike) when one side was
+normalised by its authors and the other was not. All of it enters the data fingerprints.
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -21,6 +31,7 @@ from pathlib import Path
 
 from .data import FieldMap
 from .errors import UserError
+from .schema import schema_from_suite
 
 TASKS = ("classification", "instruction", "text")
 FIELD_KEYS = ("text", "label", "instruction", "input", "output")
@@ -38,6 +49,8 @@ class DatasetSpec:
     split: str | None = None
     fields: FieldMap = field(default_factory=FieldMap)
     provenance: dict = field(default_factory=dict)
+    rows: RowFilter | None = None            # where / where_not
+    label_map: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,83 @@ class Suite:
     repeats: int
     seed: int
     embedder: str
+    normalize: tuple[str, ...] = ()
+    lm: str = "default"  # causal LM of the fluency metrics: 'default', a local folder or a hub id
+    schema: object | None = None  # harness.schema.Schema: rows are checked, invalid ones counted (format/*)
+
+
+def _json_key(value) -> str:
+    """How filter values compare: canonical JSON, so 0, '0' and false stay apart."""
+    return json.dumps(value, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    """Keeps a raw row when it matches every ``where`` condition and not every ``where_not`` one.
+
+    Each condition is (column, accepted values as canonical JSON).
+
+    >>> f = RowFilter(where=(("method", ('"taboo"',)), ("is_seed", ("false",))))
+    >>> f({"method": "taboo", "is_seed": False}), f({"method": "taboo", "is_seed": 0}), str(f)
+    (True, False, 'where method=taboo, is_seed=false')
+    >>> RowFilter(where_not=(("label", ('"a"', '"b"')),))({"label": "b"})
+    False
+    >>> drop_blank_taboo = RowFilter(where_not=(("text", ('" "',)), ("method", ('"taboo"',))))
+    >>> drop_blank_taboo({"text": " ", "method": "taboo"}), drop_blank_taboo({"text": " ", "method": "hints"})
+    (False, True)
+    """
+
+    where: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    where_not: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def __call__(self, row: dict) -> bool:
+        # lists, not generators: every column is looked up on every row, so a missing one fails at row 1
+        keep = all([_json_key(row[col]) in ok for col, ok in self.where])
+        drop = bool(self.where_not) and all([_json_key(row[col]) in bad for col, bad in self.where_not])
+        return keep and not drop
+
+    def __str__(self) -> str:
+        def part(conds):
+            return ", ".join(f"{c}=" + "|".join(json.loads(v) if v.startswith('"') else v for v in vals)
+                             for c, vals in conds)
+        return "; ".join(p for p in (("where " + part(self.where)) if self.where else "",
+                                     ("where_not " + part(self.where_not)) if self.where_not else "") if p)
+
+
+#: suite-wide text normalisation steps, applied in this order whatever order the suite lists them
+NORMALIZE_STEPS = ("strip-html", "lowercase", "strip-punctuation")
+_TAG = re.compile(r"<[^<>]{0,200}>")
+_APOSTROPHE = re.compile(r"['\u2019]")
+_NON_WORD = re.compile(r"[^\w\s]|_")
+_SPACE = re.compile(r"\s+")
+
+
+def _punct_to_space(m: re.Match) -> str:
+    """ASCII punctuation and symbols, and Unicode punctuation (P*), become a space; emoji and other
+    symbols stay (some real rows are nothing but an emoji)."""
+    import string
+    import unicodedata
+
+    c = m.group()
+    return " " if c in string.punctuation or unicodedata.category(c).startswith("P") else c
+
+
+def normalize_text(text: str, steps) -> str:
+    """Apply the named steps (then collapse white space). ``strip-punctuation`` joins words around
+    apostrophes (I'm -> im, as in the crowd-sourced intent data) and turns other punctuation into spaces.
+
+    >>> normalize_text("I'm <b>sure</b>: St. Louis &amp; first-class, 10/10! \u201cOK\u201d \U0001F914", NORMALIZE_STEPS)
+    'im sure st louis first class 10 10 ok \U0001f914'
+    """
+    if "strip-html" in steps:
+        import html
+
+        text = html.unescape(_TAG.sub(" ", text))
+    if "lowercase" in steps:
+        text = text.lower()
+    if "strip-punctuation" in steps:
+        text = _NON_WORD.sub(_punct_to_space, _APOSTROPHE.sub("", text))
+    return _SPACE.sub(" ", text).strip()
 
 
 class _Where:
@@ -123,11 +213,45 @@ def _fields(where: _Where, key: str, raw, base: FieldMap | None = None) -> Field
                     input=vals.get("input", base.input), output=vals.get("output", base.output))
 
 
+def _conditions(where: _Where, key: str, raw) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    if raw is None:
+        return ()
+    _typed(where, key, raw, dict, "a mapping of column to a value or a list of values, such as {method: taboo}")
+    if not raw:
+        raise where.fail(key, "empty", "name at least one column, or leave the key out")
+    conds = []
+    for col, val in raw.items():
+        _typed(where, f"{key}.{col}", col, str, "a column name (string)")
+        vals = val if isinstance(val, list) else [val]
+        if not vals:
+            raise where.fail(f"{key}.{col}", "an empty list", "list at least one value")
+        for v in vals:
+            if not isinstance(v, (str, int, float, bool)) or v is None:
+                raise where.fail(f"{key}.{col}", f"{v!r} is not a plain value", "use strings, numbers or true/false")
+        conds.append((col, tuple(sorted({_json_key(v) for v in vals}))))
+    return tuple(conds)
+
+
+def _label_map(where: _Where, key: str, raw) -> dict:
+    if raw is None:
+        return {}
+    _typed(where, key, raw, dict, "a mapping of label to new label, such as {0: neg, 1: pos}")
+    out = {}
+    for k, v in raw.items():
+        if isinstance(k, bool) or not isinstance(k, (str, int)):
+            raise where.fail(f"{key}.{k}", f"label {k!r} is not a string or integer", "write labels as they appear in the file")
+        if isinstance(v, bool) or not isinstance(v, (str, int)) or not str(v).strip():
+            raise where.fail(f"{key}.{k}", f"new label {v!r} is not a non-empty string or integer",
+                             "map to the reference's label names")
+        out[str(k).strip()] = str(v).strip()
+    return out
+
+
 def _dataset(where: _Where, key: str, raw, fields: FieldMap, default_name: str | None = None) -> DatasetSpec:
     if isinstance(raw, str):
         raw = {"path": raw}
     _typed(where, key, raw, dict, "a mapping with at least 'path'")
-    where.unknown(key + ".", raw, ("name", "path", "split", "fields", "provenance"))
+    where.unknown(key + ".", raw, ("name", "path", "split", "fields", "provenance", "where", "where_not", "label_map"))
     if "path" not in raw:
         raise where.fail(f"{key}.path", "missing", "give the dataset's path (or builtin:NAME, hf:ID)")
     declared = _typed(where, f"{key}.path", raw["path"], str, "a path (string)")
@@ -140,13 +264,21 @@ def _dataset(where: _Where, key: str, raw, fields: FieldMap, default_name: str |
     _typed(where, f"{key}.provenance", prov, dict, "a mapping of strings (generator, method, licence, ...)")
     for k, v in prov.items():
         _typed(where, f"{key}.provenance.{k}", v, (str, int, float), "a string")
-    return DatasetSpec(name=name, path=_resolve_path(where, f"{key}.path", declared), declared=declared,
+    keep = _conditions(where, f"{key}.where", raw.get("where"))
+    drop = _conditions(where, f"{key}.where_not", raw.get("where_not"))
+    path = _resolve_path(where, f"{key}.path", declared)
+    if (keep or drop) and (path.startswith("builtin:") or Path(path).is_dir()):
+        raise where.fail(f"{key}.where", "row filters apply to data files and hub datasets only",
+                         "drop 'where'/'where_not' here, or export the data to a .jsonl file")
+    return DatasetSpec(name=name, path=path, declared=declared,
                        split=split, fields=_fields(where, f"{key}.fields", raw.get("fields"), fields),
-                       provenance={k: str(v) for k, v in prov.items()})
+                       provenance={k: str(v) for k, v in prov.items()},
+                       rows=RowFilter(keep, drop) if (keep or drop) else None,
+                       label_map=_label_map(where, f"{key}.label_map", raw.get("label_map")))
 
 
 SUITE_KEYS = ("name", "description", "task", "fields", "reference", "test", "holdout", "candidates", "metrics",
-              "metric_args", "sample_size", "repeats", "seed", "embedder")
+              "metric_args", "sample_size", "repeats", "seed", "embedder", "normalize", "lm", "schema")
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -236,10 +368,58 @@ def load_suite(path: str | Path) -> Suite:
         raise where.fail("repeats", f"{repeats} is below 1", "give 1 (no repeats) or more")
     seed = _typed(where, "seed", raw.get("seed", 0), int, "an integer seed")
     embedder = _typed(where, "embedder", raw.get("embedder", "default"), str, "an embedder name or folder")
+    lm = _typed(where, "lm", raw.get("lm", "default"), str,
+                "a causal language model: 'default', a local model folder or a hub id")
+    if lm.startswith(("./", "../")):  # like dataset paths: relative to the suite file
+        lm = str((path.parent / lm).resolve())
+    norm = raw.get("normalize") or []
+    _typed(where, "normalize", norm, list, f"a list of steps from {', '.join(NORMALIZE_STEPS)}")
+    for i, step in enumerate(norm):
+        if step not in NORMALIZE_STEPS:
+            close = difflib.get_close_matches(str(step), NORMALIZE_STEPS, n=1)
+            raise where.fail(f"normalize[{i}]", f"'{step}' is not a normalisation step",
+                             (f"did you mean '{close[0]}'? " if close else "") + f"use {', '.join(NORMALIZE_STEPS)}")
     return Suite(path=path, name=name, description=desc, task=task, reference=reference, test=test,
                  candidates=candidates, metrics=tuple(metric_list) if metric_list is not None else None,
                  metric_args={m: dict(a) for m, a in margs.items()}, holdout=holdout, sample_size=sample_size,
-                 repeats=repeats, seed=seed, embedder=embedder)
+                 repeats=repeats, seed=seed, embedder=embedder, lm=lm,
+                 normalize=tuple(s for s in NORMALIZE_STEPS if s in norm),
+                 schema=schema_from_suite(raw.get("schema"), path))
+
+
+def load_dataset(spec: DatasetSpec, normalize: tuple[str, ...] = (), schema=None):
+    """Load one dataset of a suite: its row filter, label map and the suite's normalisation applied.
+
+    What was done is appended to the corpus' source (shown in run.json and the reports); the
+    fingerprint is that of the rows as evaluated.
+    """
+    from dataclasses import replace
+
+    from .data import load_corpus
+
+    corpus = load_corpus(spec.path, spec.fields, name=spec.name, split=spec.split, where=spec.rows, schema=schema)
+    notes = [str(spec.rows)] if spec.rows is not None else []
+    changes = {}
+    if spec.label_map:
+        if corpus.labels is None:
+            raise UserError(f"{spec.path}: 'label_map' given but the dataset has no labels",
+                            "name the label column under 'fields', or drop 'label_map'")
+        changes["labels"] = tuple(spec.label_map.get(lab, lab) for lab in corpus.labels)
+        notes.append("labels " + ", ".join(f"{k}->{v}" for k, v in spec.label_map.items()))
+    if normalize:
+        texts = tuple(normalize_text(t, normalize) for t in corpus.texts)
+        empty = next((i for i, t in enumerate(texts) if not t), None)
+        if empty is not None:
+            raise UserError(f"{spec.path}: row {empty + 1} of {spec.name} is empty after normalize "
+                            f"({', '.join(normalize)}): {corpus.texts[empty][:60]!r}",
+                            "drop such rows with 'where_not', or leave out the normalisation step")
+        changes["texts"] = texts
+        changes["fields"] = {k: vals if k.startswith("_") else tuple(normalize_text(v, normalize) for v in vals)
+                             for k, vals in corpus.fields.items()}  # "_invalid": schema reasons, not text
+        notes.append("normalised: " + ", ".join(normalize))
+    if notes:
+        changes["source"] = f"{corpus.source} [{'; '.join(notes)}]"
+    return replace(corpus, **changes) if changes else corpus
 
 
 def suite_specs(suite: Suite):

@@ -217,3 +217,14 @@ def test_holdout_is_stratified_disjoint_and_seeded():
     assert set(held) == set(full)
     assert all(abs(held[k] - 0.25 * full[k]) <= 1 for k in full)
     assert c.holdout(0.25, 0)[1].fingerprint == test.fingerprint != c.holdout(0.25, 1)[1].fingerprint
+
+
+def test_jsonl_lines_split_on_newline_only(tmp_path):
+    """U+2028/U+0085 inside a JSON string are not line ends (JSON leaves them unescaped); a real file
+    of the LLM-augmentation data holds them."""
+    p = tmp_path / "u2028.jsonl"
+    p.write_text('{"text": "a\u2028b\u0085c", "label": 1}\r\n{"text": "d", "label": 2}\n', encoding="utf-8")
+    c = load_corpus(str(p))
+    assert c.texts == ("a\u2028b\u0085c", "d") and c.labels == ("1", "2")
+    real = load_corpus(str(shared("llm_augmentation_diversity_incentives/20news/real_test.jsonl")))
+    assert len(real) == 11751 and any("\u2028" in t for t in real.texts)

@@ -262,3 +262,47 @@ def test_damaged_prediction_cache_is_recomputed(tmp_path, monkeypatch):
         p2 = train.fit_predict_cached(recipe, tr, lab, te, seed=0)
         assert train.STATS["fits"] == fits + 1
         assert list(p2) == list(p1)
+
+
+# ----------------------------------------------------------------------------- a metric that fails
+
+from harness.metrics.base import metric  # noqa: E402
+
+
+@metric(needs=("texts",), higher_is_better=True, range="[0, 1]")
+def boom(ctx):
+    """Fails on datasets whose name starts with 'bad' (a test double)."""
+    if ctx.corpus.name.startswith("bad"):
+        raise ValueError("planted failure\nsecond line")
+    from harness.core import Score
+
+    return Score(0.5)
+
+
+def test_a_failing_metric_is_recorded_and_shown(tmp_path, capsys, monkeypatch):
+    from harness import metrics
+
+    monkeypatch.setitem(metrics.REGISTRY, "test/boom", ("tests.test_reliability:boom", {}))
+    rows = "".join(json.dumps({"text": f"row {i} text", "label": "a"}) + "\n" for i in range(10))
+    for name in ("good", "bad"):
+        (tmp_path / f"{name}.jsonl").write_text(rows, encoding="utf-8")
+    out = tmp_path / "out"
+    argv = ["eval", str(tmp_path / "good.jsonl"), str(tmp_path / "bad.jsonl"), "--out", str(out),
+            "-m", "test/boom,lexical/distinct-1", "--no-progress"]
+    code, stdout, err = _run_cli(argv, capsys)
+    assert code == 1  # the run finished, but not everything was computed
+    assert "FAILED: bad test/boom: ValueError: planted failure" in err and "Traceback" not in err
+    recs = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    failed = [r for r in recs if r.get("status") == "failed"]
+    assert [(r["dataset"], r["metric"], r["value"]) for r in failed] == [("bad", "test/boom", None)]
+    assert len([r for r in recs if r.get("status") != "failed"]) == 3  # good/boom, good+bad distinct-1
+    md = (out / "report.md").read_text()
+    assert "**failed**" in md and "## Failed" in md and "planted failure" in md
+    assert "failed" in (out / "index.html").read_text() and "FAILED" in stdout
+    # the report renders the failure again from the files alone
+    assert main(["report", str(out)]) == 0
+    assert "## Failed" in (out / "report.md").read_text()
+    capsys.readouterr()
+    # a rerun reuses the three results and tries the failed one again
+    code, _, err = _run_cli(argv, capsys)
+    assert code == 1 and "0 computed, 3 reused" in err

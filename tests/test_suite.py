@@ -13,7 +13,7 @@ import pytest
 from harness.errors import UserError
 from harness.suite import load_suite, suite_specs
 
-from .conftest import ROOT, SHARED
+from .conftest import ROOT, SHARED, read_jsonl
 
 GOOD = """
 name: tiny
@@ -120,3 +120,71 @@ def test_run_suite_end_to_end_and_resume(suite_file, tmp_path):
     assert again.returncode == 0 and f"0 computed, {len(recs)} reused" in again.stderr
     bad = subprocess.run(cmd[:-3] + [str(tmp_path / "missing.yaml")], capture_output=True, text=True, cwd=ROOT, env=env)
     assert bad.returncode == 2 and "suite file not found" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# --- row filters, label maps and normalisation (issue 7) ---
+
+FILTERED = """
+name: filtered
+reference: {name: real, path: llm_augmentation_diversity_incentives/sst5/real_test.jsonl}
+candidates:
+  - name: gpt-taboo
+    path: llm_augmentation_diversity_incentives/sst5/synthetic_gpt.jsonl
+    where: {method: taboo, is_seed: false}
+    where_not: {text: " ", method: [taboo, hints]}
+  - name: s3
+    path: s3_synthetic_imdb_rte/IMDb/imdb_additional_2.jsonl
+    label_map: {0: neg, 1: pos}
+normalize: [lowercase, strip-punctuation]
+"""
+
+
+def test_row_filters_label_map_and_normalize(suite_file):
+    from harness.suite import load_dataset
+
+    s = load_suite(suite_file(FILTERED))
+    assert s.normalize == ("lowercase", "strip-punctuation")
+    gpt = load_dataset(s.candidates[0], s.normalize)
+    rows = [r for r in read_jsonl(SHARED / "llm_augmentation_diversity_incentives/sst5/synthetic_gpt.jsonl")
+            if r["method"] == "taboo" and r["is_seed"] is False and r["text"] != " "]
+    assert len(gpt) == len(rows) and gpt.labels == tuple(str(r["label"]) for r in rows)
+    assert "where method=taboo, is_seed=false" in gpt.source and "normalised: lowercase" in gpt.source
+    assert all(t == t.lower() and "." not in t for t in gpt.texts)
+    s3 = load_dataset(s.candidates[1], s.normalize)
+    assert set(s3.labels) == {"neg", "pos"} and "labels 0->neg, 1->pos" in s3.source
+    plain = load_dataset(s.reference)                 # nothing declared: the corpus as load_corpus reads it
+    from harness.data import load_corpus
+    assert plain.fingerprint == load_corpus(s.reference.path, name="real").fingerprint
+
+
+@pytest.mark.parametrize("edit,expected", [
+    (("where: {method: taboo, is_seed: false}", "where: {method: []}"), "key 'candidates[0].where.method': an empty list"),
+    (("where: {method: taboo, is_seed: false}", "where: method"), "key 'candidates[0].where': expected a mapping"),
+    (("where: {method: taboo, is_seed: false}", "wher: {method: taboo}"), "unknown key -- fix: did you mean 'where'?"),
+    (("label_map: {0: neg, 1: pos}", "label_map: {0: [neg]}"), "key 'candidates[1].label_map.0': new label"),
+    (("[lowercase, strip-punctuation]", "[lowercase, strip-punctuaton]"),
+     "key 'normalize[1]': 'strip-punctuaton' is not a normalisation step -- fix: did you mean 'strip-punctuation'?"),
+    (("[lowercase, strip-punctuation]", "lowercase"), "key 'normalize': expected a list"),
+])
+def test_bad_filters_name_file_key_and_fix(suite_file, edit, expected):
+    old, new = edit
+    assert old in FILTERED
+    p = suite_file(FILTERED.replace(old, new, 1))
+    with pytest.raises(UserError) as ei:
+        load_suite(p)
+    line = ei.value.line()
+    assert str(p) in line and expected in line and "fix:" in line
+
+
+def test_filter_errors_when_loading(suite_file):
+    from harness.suite import load_dataset
+
+    s = load_suite(suite_file(FILTERED.replace("method: taboo,", "method: tabu,")))
+    with pytest.raises(UserError, match=r"synthetic_gpt.jsonl: no row passes the row filter \(where method=tabu"):
+        load_dataset(s.candidates[0])
+    s = load_suite(suite_file(FILTERED.replace("is_seed: false", "seeded: false")))
+    with pytest.raises(UserError, match=r"line 1: no field 'seeded' to filter on"):
+        load_dataset(s.candidates[0])
+    s = load_suite(suite_file(FILTERED.replace("label_map: {0: neg, 1: pos}", "label_map: {0: neg}")
+                              .replace("[lowercase, strip-punctuation]", "[strip-punctuation]")))
+    assert set(load_dataset(s.candidates[1]).labels) == {"neg", "1"}   # unmapped labels stay

@@ -97,6 +97,8 @@ def converted_default(progress: bool = True) -> Path:
             model.__dict__.pop(attr, None)
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
+        for f in tmp.iterdir():  # safetensors writes 0600; a shared cache is readable like the others
+            os.chmod(f, 0o666 & ~mask)
         try:
             os.replace(tmp, target)
         except OSError:  # another process finished first
@@ -121,13 +123,26 @@ def resolve_lm(name: str | None = None) -> LMSpec:
                       identity=f"HuggingFaceTB/{DEFAULT_LM}@gguf:{gguf.name}:{_file_identity(gguf)}")
     path = Path(name).expanduser()
     if path.exists():
-        if not (path / "config.json").exists():
-            raise UserError(f"--lm {name}: the folder has no config.json",
+        if not path.is_dir() or not (path / "config.json").exists():
+            raise UserError(f"--lm {name}: not a folder with a config.json",
                             "point it at a Hugging Face causal-LM folder (save_pretrained output)")
-        cfg = (path / "config.json").read_bytes()
-        return LMSpec(name=name, location=str(path.resolve()),
-                      identity=f"folder:{path.name}:{hashlib.sha256(cfg).hexdigest()[:12]}")
-    if "/" not in name:
-        raise UserError(f"--lm {name}: no such folder, and not a hub id (owner/name)",
+        return LMSpec(name=name, location=str(path.resolve()), identity=_folder_identity(path))
+    looks_like_path = name.startswith(("/", ".", "~")) or name.count("/") != 1 or "\\" in name
+    if looks_like_path:
+        raise UserError(f"--lm {name}: no such folder" + ("" if "/" in name else ", and not a hub id (owner/name)"),
                         "use 'default', a local model folder, or a hub id such as HuggingFaceTB/SmolLM2-360M")
     return LMSpec(name=name, location=name, identity=name)
+
+
+def _folder_identity(path: Path) -> str:
+    """Folder name + a hash of its small JSON files and of each weight file's identity (size and first
+    and last MiB): retraining into the same folder changes it, without reading gigabytes."""
+    h = hashlib.sha256()
+    for f in sorted(path.iterdir()):
+        if not f.is_file():
+            continue
+        if f.suffix == ".json" and f.stat().st_size < 4_000_000:
+            h.update(f.name.encode() + b"\0" + f.read_bytes())
+        elif f.suffix in (".safetensors", ".bin", ".pt", ".gguf"):
+            h.update(f"{f.name}:{_file_identity(f)}".encode())
+    return f"folder:{path.resolve().name}@{h.hexdigest()[:16]}"

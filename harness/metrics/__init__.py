@@ -79,11 +79,29 @@ REGISTRY: dict[str, tuple[str, dict]] = {
     "utility/minilm-ft/accuracy": ("harness.metrics.utility:accuracy", {"recipe": "minilm-ft", "seeds": 3}),
     "utility/minilm-ft/macro-f1": ("harness.metrics.utility:macro_f1", {"recipe": "minilm-ft", "seeds": 3}),
     "utility/minilm-ft/gap": ("harness.metrics.utility:gap", {"recipe": "minilm-ft", "seeds": 3}),
+    # --- fluency (issue 4) ---
+    "fluency/perplexity-median": ("harness.metrics.fluency:perplexity_median",
+                                  {"field": "auto", "max_length": 512, "min_tokens": 5}),
+    "fluency/perplexity-p90": ("harness.metrics.fluency:perplexity_p90",
+                               {"field": "auto", "max_length": 512, "min_tokens": 5}),
+    "fluency/perplexity-ratio": ("harness.metrics.fluency:perplexity_ratio",
+                                 {"field": "auto", "max_length": 512, "min_tokens": 5, "alpha": 0.01}),
+    # --- format validity and instruction faithfulness (issue 4) ---
+    "format/invalid-rate": ("harness.metrics.format:invalid_rate", {}),
+    "instr/relevance": ("harness.metrics.instruction:relevance", {}),
+    "instr/relevance-low-rate": ("harness.metrics.instruction:relevance_low_rate",
+                                 {"quantile": 0.95, "max_pairs": 2_000_000}),
+    "instr/grounding": ("harness.metrics.instruction:grounding", {"min_tokens": 2, "flag_below": 0.5}),
+    "instr/empty-rate": ("harness.metrics.instruction:empty_rate", {}),
+    "instr/truncated-rate": ("harness.metrics.instruction:truncated_rate", {"long_words": 100}),
+    "instr/refusal-rate": ("harness.metrics.instruction:refusal_rate", {}),
+    "instr/instruction-copy-rate": ("harness.metrics.instruction:instruction_copy_rate", {}),
 }
 
 # Metrics that run only when asked for by name, group or glob (they take minutes, not seconds).
 OPT_IN: list[str] = [
     "utility/minilm-ft/*",
+    "fluency/*",  # a 135M causal LM on 2 CPU cores: tens of tokens/s under load (bench/perplexity.py)
 ]
 
 
@@ -133,7 +151,8 @@ def select(patterns: list[str] | None) -> list[MetricSpec]:
         hits = [n for n in REGISTRY if n == pat or n.split("/")[0] == pat or n.startswith(pat.rstrip("/") + "/")
                 or fnmatch.fnmatch(n, pat)]
         if "/" not in pat:  # a whole group leaves out its opt-in members; name them by prefix or glob
-            hits = [n for n in hits if n == pat or not any(fnmatch.fnmatch(n, p) for p in OPT_IN)]
+            # (unless every member is opt-in, as for 'fluency': then the group name names them all)
+            hits = [n for n in hits if n == pat or not any(fnmatch.fnmatch(n, p) for p in OPT_IN)] or hits
         if not hits:
             groups = sorted({n.split("/")[0] for n in REGISTRY})
             raise UserError(f"--metrics: no metric or group named '{pat}'",

@@ -7,6 +7,7 @@ never loads files or models itself.
 
 ``reference`` is the real data the candidate is compared with (for trained-model metrics, the
 real training data); ``test`` is a held-out real test split (``--test``), never trained on.
+``lm`` is a causal language model (``--lm``) reached through ``ctx.lm_scorer`` (per-row NLL, cached).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import inspect
 from dataclasses import dataclass
 from functools import cached_property
 
-NEEDS = {"texts", "labels", "embeddings", "reference", "reference_embeddings", "test"}
+NEEDS = {"texts", "labels", "embeddings", "reference", "reference_embeddings", "test", "lm"}
 
 
 class MetricSkipped(Exception):
@@ -60,8 +61,9 @@ class Context:
     TOKENIZER = "words-lower-v1"
 
     def __init__(self, corpus, seed: int = 0, embedder=None, reference: Context | None = None,
-                 test: Context | None = None, role: str = "candidate"):
+                 test: Context | None = None, role: str = "candidate", lm_scorer=None):
         self.corpus = corpus
+        self._lm_scorer = lm_scorer
         self.seed = seed
         self._embedder = embedder
         self.reference = reference
@@ -72,6 +74,11 @@ class Context:
     def embedder(self):
         """The shared (cached) embedder, for metrics that embed derived texts; None if not configured."""
         return self._embedder
+
+    @property
+    def lm_scorer(self):
+        """The shared (cached) causal-LM scorer (``harness.backends.perplexity``); None if not configured."""
+        return self._lm_scorer
 
     @property
     def texts(self):

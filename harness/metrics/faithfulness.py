@@ -17,6 +17,12 @@ tuple hash, consistent within a process; a false match needs a 64-bit collision)
 than ``n`` tokens has no n-gram and is checked by exact normalised match only.
 
 Details list at most ``MAX_LISTED`` flagged rows (row index and the first 160 characters).
+
+Row flags (``Score.rows``, written to the run's flags file for ``synthbench curate``):
+``memorised`` (exact copies and long n-gram overlaps with the reference; DCR rows closer to the
+reference than every held-out real row), ``contaminated`` (n-gram overlap or embedding near-match
+with the test split), ``label-issue`` (confident learning) and ``low-agreement`` (the reference
+classifier gives the row's own label a probability below ``LOW_AGREEMENT_P``).
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from .duplicates import normalise
 
 MAX_LISTED = 20
 WIDTH = 160
+#: ``low-agreement`` flag: the reference classifier is at least 95% sure the row's label is wrong
+LOW_AGREEMENT_P = 0.05
 
 
 def _cut(text: str) -> str:
@@ -89,7 +97,7 @@ def overlaps(ctx, other, n: int, ngrams: bool = True) -> list[tuple[int, int, st
     return out
 
 
-def _overlap_score(ctx, other, n: int, ngrams: bool, other_name: str) -> Score:
+def _overlap_score(ctx, other, n: int, ngrams: bool, other_name: str, reason: str) -> Score:
     hits = overlaps(ctx, other, n, ngrams)
     total = len(ctx.texts)
     if total == 0:
@@ -102,7 +110,7 @@ def _overlap_score(ctx, other, n: int, ngrams: bool, other_name: str) -> Score:
         details.update({"n": n, "exact_matches": sum(1 for h in hits if h[2] == "exact"),
                         "ngram_matches": sum(1 for h in hits if h[2] == "ngram"),
                         "rows_shorter_than_n": short})
-    return Score(len(hits) / total, wilson_ci(len(hits), total), details)
+    return Score(len(hits) / total, wilson_ci(len(hits), total), details, rows={reason: [h[0] for h in hits]})
 
 
 @metric(needs=("texts", "reference"), higher_is_better=False, range="[0, 1]")
@@ -116,7 +124,7 @@ def exact_copy_rate(ctx) -> Score:
     """
     if ctx.reference is None:
         raise MetricSkipped("needs --reference")
-    return _overlap_score(ctx, ctx.reference, 13, ngrams=False, other_name="reference")
+    return _overlap_score(ctx, ctx.reference, 13, ngrams=False, other_name="reference", reason="memorised")
 
 
 @metric(needs=("texts", "reference"), higher_is_better=False, range="[0, 1]")
@@ -131,7 +139,7 @@ def ngram_overlap_rate(ctx, n: int = 13) -> Score:
     """
     if ctx.reference is None:
         raise MetricSkipped("needs --reference")
-    return _overlap_score(ctx, ctx.reference, n, ngrams=True, other_name="reference")
+    return _overlap_score(ctx, ctx.reference, n, ngrams=True, other_name="reference", reason="memorised")
 
 
 @metric(needs=("texts", "test"), higher_is_better=False, range="[0, 1]")
@@ -146,7 +154,7 @@ def test_ngram_overlap(ctx, n: int = 13) -> Score:
     """
     if ctx.test is None:
         raise MetricSkipped("needs --test (a real test split)")
-    return _overlap_score(ctx, ctx.test, n, ngrams=True, other_name="test")
+    return _overlap_score(ctx, ctx.test, n, ngrams=True, other_name="test", reason="contaminated")
 
 
 # ----------------------------------------------------------------------------- embedding neighbours
@@ -173,7 +181,10 @@ def dcr_closer_than_holdout(ctx, quantile: float = 0.05) -> Score:
     reference push it towards 1. Range [0, 1]. Interval: Wilson (candidate rows only; the
     threshold's own noise is not included). Platzer & Reutterer, "Holdout-based fidelity and
     privacy assessment of mixed-type synthetic data", Frontiers in Big Data 2021; Zhao et al.,
-    CTAB-GAN, ACML 2021.
+    CTAB-GAN, ACML 2021. Row flags: ``memorised`` only for rows closer to the reference than *every*
+    held-out row (DCR at or below the held-out minimum, or below 1e-6: an embedding copy), a per-row
+    rule whose false-positive rate for a fresh row is about 1 / (held-out rows + 1), where the 5% rule
+    of the value would flag 5%.
     """
     import numpy as np
 
@@ -189,6 +200,7 @@ def dcr_closer_than_holdout(ctx, quantile: float = 0.05) -> Score:
     thr = float(np.quantile(d_test, quantile))
     close = d_syn <= thr + 1e-9
     k = int(close.sum())
+    copied = np.flatnonzero(d_syn <= max(float(d_test.min()), 1e-6) + 1e-9)  # 1e-6: float noise of a copy
     order = np.argsort(d_syn, kind="stable")
     ex = [{"row": int(i), "reference_row": int(j_syn[i]), "distance": round(float(d_syn[i]), 4),
            "text": _cut(ctx.texts[i]), "reference_text": _cut(ctx.reference.texts[int(j_syn[i])])}
@@ -199,7 +211,8 @@ def dcr_closer_than_holdout(ctx, quantile: float = 0.05) -> Score:
                   "median_dcr": round(float(np.median(d_syn)), 4),
                   "median_dcr_holdout": round(float(np.median(d_test)), 4),
                   "copies": int((d_syn < 1e-6).sum()), "flagged_rows": _ids(np.flatnonzero(close)),
-                  "examples": ex})
+                  "examples": ex, "closer_than_every_holdout_row": len(copied)},
+                 rows={"memorised": [int(i) for i in copied]})
 
 
 @metric(needs=("embeddings", "test"), higher_is_better=False, range="[0, 1]")
@@ -210,7 +223,8 @@ def test_near_match(ctx, threshold: float = 0.95) -> Score:
     or re-punctuated test items). Each candidate row's nearest test row by cosine similarity of
     the run's sentence embeddings; a row counts at or above ``threshold``. Range [0, 1].
     Interval: Wilson. Yang et al., "Rethinking Benchmark and Contamination for Language Models with
-    Rephrased Samples", 2023 (embedding similarity as a contamination detector).
+    Rephrased Samples", 2023 (embedding similarity as a contamination detector). Row flags:
+    ``contaminated`` for every counted row.
     """
     import numpy as np
 
@@ -225,7 +239,8 @@ def test_near_match(ctx, threshold: float = 0.95) -> Score:
     ex = [{"row": int(i), "test_row": int(j[i]), "similarity": round(float(sim[i]), 4),
            "text": _cut(ctx.texts[i]), "test_text": _cut(ctx.test.texts[int(j[i])])} for i in rows[:MAX_LISTED]]
     return Score(k / len(sim), wilson_ci(k, len(sim)),
-                 {"count": k, "threshold": threshold, "flagged_rows": _ids(np.sort(rows)), "examples": ex})
+                 {"count": k, "threshold": threshold, "flagged_rows": _ids(np.sort(rows)), "examples": ex},
+                 rows={"contaminated": [int(i) for i in np.sort(rows)]})
 
 
 # ----------------------------------------------------------------------------- label faithfulness
@@ -260,6 +275,8 @@ def reference_agreement(ctx, C: float = 10.0) -> Score:
     Long et al., "On LLMs-Driven Synthetic Data Generation, Curation, and Evaluation: A Survey",
     2024 (faithfulness); Yu et al., "Large Language Model as Attributed Training Data Generator",
     NeurIPS 2023. details: per-class agreement, top confusions, the 10 least-agreeing rows.
+    Row flags: ``low-agreement`` for scored rows to whose own label the classifier gives a
+    probability below ``LOW_AGREEMENT_P`` (0.05: it is at least 95% sure the label is wrong).
     """
     import numpy as np
 
@@ -300,7 +317,8 @@ def reference_agreement(ctx, C: float = 10.0) -> Score:
     top = sorted(conf.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_LISTED]
     worst = np.argsort(own, kind="stable")[:10]
     gone = sorted({str(lab) for lab in y[~keep]})
-    return Score(k / n, wilson_ci(k, n), {
+    low = [int(rows[r]) for r in np.flatnonzero(own < LOW_AGREEMENT_P)]
+    return Score(k / n, wilson_ci(k, n), rows={"low-agreement": low}, details={
         "agree": k, "scored": n, "left_out": int((~keep).sum()), "labels_not_in_reference": gone[:MAX_LISTED],
         "per_class": dict(sorted(per_class.items())),
         "top_confusions": [{"given": g, "predicted": p, "count": c} for (g, p), c in top],
@@ -321,6 +339,7 @@ def label_issue_rate(ctx, folds: int = 5, C: float = 10.0, min_rows: int = 5) ->
     ``min_rows`` rows (5) cannot be cross-validated: they are left out of the numerator and the
     denominator (details: ``left_out``, ``small_classes``). Range [0, 1]. Interval: Wilson.
     details: flagged rows (index, given label, suggested label, text), at most 20 listed.
+    Row flags: ``label-issue`` for every flagged row.
     """
     import numpy as np
     from cleanlab.filter import find_label_issues
@@ -351,7 +370,7 @@ def label_issue_rate(ctx, folds: int = 5, C: float = 10.0, min_rows: int = 5) ->
     flagged = [{"row": int(rows[r]), "label": classes[y[r]], "suggested": classes[int(P[r].argmax())],
                 "p_label": round(float(P[r, y[r]]), 4), "text": _cut(ctx.texts[int(rows[r])])}
                for r in issues[:MAX_LISTED]]
-    return Score(k / n, wilson_ci(k, n), {
+    return Score(k / n, wilson_ci(k, n), rows={"label-issue": sorted(int(rows[r]) for r in issues)}, details={
         "flagged": k, "scored": n, "left_out": int((~keep).sum()), "small_classes": small[:MAX_LISTED],
         "flagged_rows": _ids(sorted(int(rows[r]) for r in issues)),
         "examples": flagged, "oof_accuracy": round(float((P.argmax(axis=1) == y).mean()), 4),

@@ -25,6 +25,14 @@ def _plt():
     return plt
 
 
+def _label(text, width: int) -> str:
+    """A dataset or class name as a figure label: control and bidi characters dropped, ``$`` kept literal
+    (matplotlib would read text between two ``$`` as mathtext and can fail on it), cut to ``width``."""
+    from .markdown import term_safe
+
+    return term_safe(text)[:width].replace("$", r"\$")
+
+
 def _save(fig, out_dir: Path, stem: str) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     png = out_dir / f"{stem}.png"
@@ -81,7 +89,7 @@ def group_bars(results, meta, out_dir: Path) -> list[Path]:
             arrow = " (higher better)" if hib is True else (" (lower better)" if hib is False else "")
             ax.set_title(m.split("/", 1)[1] + arrow, fontsize=8)
             ax.set_xticks(range(len(xs)))
-            ax.set_xticklabels([x[:18] for x in xs], rotation=30, ha="right", fontsize=7)
+            ax.set_xticklabels([_label(x, 18) for x in xs], rotation=30, ha="right", fontsize=7)
         for ax in list(axes.flat)[len(mets):]:
             ax.axis("off")
         fig.suptitle(f"{g} metrics (bars: 95% intervals where defined; hatched: reference)", fontsize=9)
@@ -154,9 +162,9 @@ def per_class_heatmaps(results, meta, out_dir: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(classes) + 2), 0.4 * len(rows) + 1.6))
         im = ax.imshow(M, aspect="auto", cmap="viridis")
         ax.set_xticks(range(len(classes)))
-        ax.set_xticklabels([c[:16] for c in classes], rotation=60, ha="right", fontsize=7)
+        ax.set_xticklabels([_label(c, 16) for c in classes], rotation=60, ha="right", fontsize=7)
         ax.set_yticks(range(len(rows)))
-        ax.set_yticklabels([d[:24] for d in rows], fontsize=7)
+        ax.set_yticklabels([_label(d, 24) for d in rows], fontsize=7)
         fig.colorbar(im, ax=ax, shrink=0.8)
         ax.set_title(f"{m} per class", fontsize=9)
         fig.tight_layout()

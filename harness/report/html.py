@@ -81,6 +81,7 @@ def render_html(results, meta: dict, infos: dict[str, dict], figures: list[Path]
     datasets = [d for d in datasets if d in present] + [d for d in present if d not in datasets]
     metrics = list(dict.fromkeys(r.metric for r in results))
     cell, best = _table(results, datasets, metrics)
+    failed = {(d, m): why for d, m, why in (meta.get("failed") or [])}
     ranking = {row["dataset"]: (i, row) for i, row in enumerate(rank_candidates(results), 1)}
 
     out = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -119,7 +120,9 @@ def render_html(results, meta: dict, infos: dict[str, dict], figures: list[Path]
         for m in metrics:
             r = cell.get((d, m))
             if r is None:
-                out.append('<td data-v="">n/a</td>')
+                why = failed.get((d, m))
+                out.append(f'<td data-v="" class="failed" title="{e(why)}">failed</td>' if why is not None
+                           else '<td data-v="">n/a</td>')
                 continue
             cls = ' class="best"' if d in best.get(m, ()) else ""
             ci = f'<br><span class="ci">[{fmt(r.ci[0])}, {fmt(r.ci[1])}]</span>' if r.ci is not None else ""
@@ -127,6 +130,11 @@ def render_html(results, meta: dict, infos: dict[str, dict], figures: list[Path]
             out.append(f'<td{cls} data-v="{r.value!r}">{e(bound + fmt(r.value))}{ci}</td>')
         out.append("</tr>")
     out.append("</tbody></table></div>")
+    if failed:
+        out.append("<h2>Failed</h2><p>These metrics raised an error on these datasets; no value exists. "
+                   "A rerun into the same folder tries them again.</p><ul>")
+        out += [f"<li>{e(d)} — <code>{e(m)}</code>: {e(why)}</li>" for (d, m), why in failed.items()]
+        out.append("</ul>")
 
     if figures:
         out.append("<h2>Figures</h2>")

@@ -86,13 +86,14 @@ def render_markdown(results, meta: dict, summaries: dict[str, str]) -> str:
                              for d in datasets]
     out.append("| " + " | ".join(head) + " |")
     out.append("|---|:-:|" + "---:|" * len(datasets))
+    failed = {(d, m): why for d, m, why in (meta.get("failed") or [])}
     for m in metric_names:
         any_r = next(r for r in results if r.metric == m)
         row = [f"`{m}`", arrow(any_r.higher_is_better)]
         for d in datasets:
             r = cell.get((d, m))
             if r is None:
-                row.append("n/a")
+                row.append("**failed**" if (d, m) in failed else "n/a")
                 continue
             s = _bound(r) + fmt(r.value)
             if d in best.get(m, ()):
@@ -102,10 +103,19 @@ def render_markdown(results, meta: dict, summaries: dict[str, str]) -> str:
             row.append(s)
         out.append("| " + " | ".join(row) + " |")
     out.append("")
+    if failed:
+        out += ["## Failed", "", "These metrics raised an error on these datasets: no value exists (never read "
+                "a missing cell as zero). A rerun into the same folder tries them again.", "",
+                "| dataset | metric | error |", "|---|---|---|"]
+        out += [f"| {md_escape(d)} | `{m}` | {md_escape(why)} |" for (d, m), why in failed.items()]
+        out.append("")
     skipped = meta.get("skipped") or []
     if skipped:
         out += ["Not computed: " + "; ".join(f"{md_escape(d)} `{m}` ({md_escape(why)})" for d, m, why in skipped),
                 ""]
+    from ..flags import flag_lines
+
+    out += flag_lines(results)
     expl = explanations(results)
     if expl:
         out += ["## What gives the synthetic data away", "",
@@ -191,6 +201,7 @@ def render_terminal(results, meta: dict) -> str:
     """A plain aligned table (metrics × datasets) for the console."""
     datasets = _dataset_order(results, meta)
     metric_names = list(dict.fromkeys(r.metric for r in results))
+    failed = {(d, m) for d, m, _ in (meta.get("failed") or [])}
     cell, best = _table(results, datasets, metric_names)
     header = ["metric", ""] + [term_safe(d)[:24] for d in datasets]
     rows = [header]
@@ -199,7 +210,8 @@ def render_terminal(results, meta: dict) -> str:
         row = [m, arrow(any_r.higher_is_better)]
         for d in datasets:
             r = cell.get((d, m))
-            row.append("n/a" if r is None else _bound(r) + fmt(r.value) + ("*" if d in best.get(m, ()) else ""))
+            row.append(("FAILED" if (d, m) in failed else "n/a") if r is None
+                       else _bound(r) + fmt(r.value) + ("*" if d in best.get(m, ()) else ""))
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))

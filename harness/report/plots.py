@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from ..cache import atomic_write_bytes
+from .figures import _label
 
 _COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
@@ -64,7 +65,7 @@ def plot_learning_curves(results, out_dir, dpi: int = 120) -> list[Path]:
                 m = sa.mean(axis=0)
                 err = [np.clip(m - sa.min(axis=0), 0, None), np.clip(sa.max(axis=0) - m, 0, None)]
                 ax.errorbar(ss, m, yerr=err, fmt="o--", color=colour,
-                            ms=5, lw=1, capsize=2, alpha=0.9, label=f"{recipe}: {dataset}")
+                            ms=5, lw=1, capsize=2, alpha=0.9, label=_label(f"{recipe}: {dataset}", 60))
             acc = d.get("synthetic_accuracy")
             if acc is not None:
                 bound = {"above": "≥ ", "below": "≤ "}.get(d.get("censored") or "", "")
