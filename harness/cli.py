@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="declared row schema (required fields, types, allowed labels, lengths, JSON fields): "
                         "invalid rows are kept and counted by format/invalid-rate instead of refusing the file")
     e.add_argument("--no-progress", action="store_true", help="no progress bars")
+    e.add_argument("--no-quote-text", action="store_true",
+                   help="withhold dataset text (examples, flagged rows) from results.jsonl: for data you may not "
+                        "redistribute")
     _add_field_flags(e)
 
     mp = sub.add_parser("metrics", help="list every metric with its meaning and direction")
@@ -185,7 +188,7 @@ def _resolve_sample_size(value, candidates, flag="--sample-size"):
 
 def execute(candidates, reference, test, specs, out: Path, *, seed: int, sample_size, repeats: int,
             embedder: str, batch_size: int = 64, progress: bool = True, extra_meta: dict | None = None,
-            lm: str = "default") -> int:
+            lm: str = "default", quote_text: bool = True) -> int:
     """Run the metrics, write results.jsonl, run.json and the reports, print the table and a summary."""
     from .backends.embed import resolve_embedder
     from .errors import UserError
@@ -205,7 +208,7 @@ def execute(candidates, reference, test, specs, out: Path, *, seed: int, sample_
 
         lm_spec = resolve_lm(lm)
     cfg = RunConfig(seed=seed, embedder=emb, sample_size=sample_size, repeats=repeats, progress=progress,
-                    lm=lm_spec if needs_lm else None)
+                    lm=lm_spec if needs_lm else None, quote_text=quote_text)
     corpora = ([(reference, "reference")] if reference is not None else []) + [(c, "candidate") for c in candidates]
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
     outcome = run(corpora, reference, specs, out, cfg, log=log, test=test)
@@ -315,7 +318,7 @@ def cmd_eval(args) -> int:
 
     return execute(candidates, reference, test, specs, Path(args.out), seed=args.seed,
                    sample_size=args.sample_size, repeats=args.repeats, embedder=args.embedder,
-                   batch_size=args.batch_size, progress=progress, lm=args.lm,
+                   batch_size=args.batch_size, progress=progress, lm=args.lm, quote_text=not args.no_quote_text,
                    extra_meta={**({"schema": cand_schema.as_dict()} if cand_schema is not None else {}),
                                "load": eval_load_record(args, names, parsed)})  # how 'compare' reloads the rows
 
@@ -347,7 +350,7 @@ def cmd_run(args) -> int:
     extra["load"] = run_load_record(args)  # how 'synthbench compare' reloads the rows
     return execute(candidates, reference, test, specs, out, seed=suite.seed, sample_size=suite.sample_size,
                    repeats=suite.repeats, embedder=suite.embedder, progress=progress, extra_meta=extra,
-                   lm=suite.lm)
+                   lm=suite.lm, quote_text=suite.quote_text)
 
 
 def _renamed(corpus, name):

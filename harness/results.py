@@ -14,10 +14,34 @@ from .core import Result
 from .errors import UserError
 
 RESULTS = "results.jsonl"
+#: detail keys whose string values are dataset text (examples, flagged rows, near-duplicate pairs)
+TEXT_KEYS = frozenset({"text", "test_text", "reference_text", "examples", "a", "b", "instruction", "input",
+                       "output", "output_end", "preview"})
+WITHHELD = "<text withheld: quote_text is off>"
+
+
+def withhold_text(details, under_text_key: bool = False):
+    """``details`` with every string under a :data:`TEXT_KEYS` key replaced by :data:`WITHHELD`.
+
+    For data whose licence does not allow redistribution (suite ``quote_text: false``, ``eval
+    --no-quote-text``): the numbers, row positions and labels stay, the rows' words do not.
+
+    >>> withhold_text({"n": 3, "examples": [{"row": 4, "text": "hi", "label": "x"}], "a": "y"})
+    {'n': 3, 'examples': [{'row': 4, 'text': '<text withheld: quote_text is off>', 'label': 'x'}], \
+'a': '<text withheld: quote_text is off>'}
+    """
+    if isinstance(details, dict):
+        return {k: withhold_text(v, k in TEXT_KEYS) for k, v in details.items()}
+    if isinstance(details, list):
+        return [withhold_text(v, under_text_key) for v in details]
+    if isinstance(details, str) and under_text_key:
+        return WITHHELD
+    return details
 
 
 class ResultStore:
-    def __init__(self, out_dir: Path):
+    def __init__(self, out_dir: Path, quote_text: bool = True):
+        self.quote_text = quote_text  # False: dataset text in details is withheld when written
         self.out_dir = Path(out_dir)
         self.path = self.out_dir / RESULTS
         self.records: dict[tuple[str, str], dict] = {}
@@ -60,7 +84,10 @@ class ResultStore:
                 if d.get("status") == "failed"]
 
     def flush(self) -> None:
-        lines = [json.dumps(d, ensure_ascii=False, sort_keys=True) for d in self.records.values()]
+        recs = self.records.values()
+        if not self.quote_text:  # records reused from an earlier run are withheld too
+            recs = [{**d, "details": withhold_text(d.get("details") or {})} for d in recs]
+        lines = [json.dumps(d, ensure_ascii=False, sort_keys=True) for d in recs]
         atomic_write_text(self.path, "\n".join(lines) + ("\n" if lines else ""))
 
     def all(self) -> list[Result]:

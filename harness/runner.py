@@ -36,6 +36,7 @@ class RunConfig:
     progress: bool = True
     cache_dir: Path | None = None
     lm: object | None = None                # LMSpec for the fluency metrics (or a ready PerplexityScorer)
+    quote_text: bool = True                 # False: dataset text in result details is withheld (licences)
 
 
 @dataclass
@@ -169,7 +170,7 @@ def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list
     """
     from tqdm.auto import tqdm
 
-    store = ResultStore(out_dir)
+    store = ResultStore(out_dir, quote_text=cfg.quote_text)
     outcome = RunOutcome(results=[])
     if embedder is not None:
         cfg.embedder = embedder.spec if hasattr(embedder, "spec") else embedder
@@ -266,6 +267,8 @@ def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list
         outcome.computed += 1
         bar.update(1)
     bar.close()
+    if not cfg.quote_text and store.records:
+        store.flush()  # also withholds the text of records reused from a run that quoted it
     if embedder is not None and hasattr(embedder, "stats"):
         outcome.embed_stats = dict(embedder.stats)
     if lm_scorer is not None and getattr(lm_scorer, "stats", None) and (lm_scorer.stats.get("scored")

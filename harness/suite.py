@@ -72,6 +72,7 @@ class Suite:
     normalize: tuple[str, ...] = ()
     lm: str = "default"  # causal LM of the fluency metrics: 'default', a local folder or a hub id
     schema: object | None = None  # harness.schema.Schema: rows are checked, invalid ones counted (format/*)
+    quote_text: bool = True  # False: dataset text is withheld from results.jsonl (data that may not be shared)
 
 
 def _json_key(value) -> str:
@@ -278,7 +279,8 @@ def _dataset(where: _Where, key: str, raw, fields: FieldMap, default_name: str |
 
 
 SUITE_KEYS = ("name", "description", "task", "fields", "reference", "test", "holdout", "candidates", "metrics",
-              "metric_args", "sample_size", "repeats", "seed", "embedder", "normalize", "lm", "schema")
+              "metric_args", "sample_size", "repeats", "seed", "embedder", "normalize", "lm", "schema",
+              "quote_text")
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -372,6 +374,8 @@ def load_suite(path: str | Path) -> Suite:
                 "a causal language model: 'default', a local model folder or a hub id")
     if lm.startswith(("./", "../")):  # like dataset paths: relative to the suite file
         lm = str((path.parent / lm).resolve())
+    quote_text = _typed(where, "quote_text", raw.get("quote_text", True), bool,
+                        "true or false (false withholds dataset text from results.jsonl)")
     norm = raw.get("normalize") or []
     _typed(where, "normalize", norm, list, f"a list of steps from {', '.join(NORMALIZE_STEPS)}")
     for i, step in enumerate(norm):
@@ -382,7 +386,7 @@ def load_suite(path: str | Path) -> Suite:
     return Suite(path=path, name=name, description=desc, task=task, reference=reference, test=test,
                  candidates=candidates, metrics=tuple(metric_list) if metric_list is not None else None,
                  metric_args={m: dict(a) for m, a in margs.items()}, holdout=holdout, sample_size=sample_size,
-                 repeats=repeats, seed=seed, embedder=embedder, lm=lm,
+                 repeats=repeats, seed=seed, embedder=embedder, lm=lm, quote_text=quote_text,
                  normalize=tuple(s for s in NORMALIZE_STEPS if s in norm),
                  schema=schema_from_suite(raw.get("schema"), path))
 
