@@ -133,13 +133,9 @@ def _maxrss_mib() -> float:
 
 def _machine_busy_s() -> float | None:
     """CPU seconds all processes on this machine have been busy since boot (Linux /proc/stat)."""
-    try:
-        with open("/proc/stat", encoding="ascii") as f:
-            fields = [int(x) for x in f.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    from harness.backends.perplexity import _machine_busy_s as busy
+
+    return busy()
 
 
 def _timed(fn):

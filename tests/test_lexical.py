@@ -26,6 +26,13 @@ def real():
     return c.subsample(1500, 0)
 
 
+@pytest.fixture(scope="module")
+def banking_sorted():
+    """The first 1,500 rows of Banking77's training file, which is sorted by intent."""
+    rows = load_corpus(str(shared("banking77_real/train.jsonl")))
+    return Corpus("banking77-head", "x", "text", rows.texts[:1500])
+
+
 def brute_tokens(text):
     # independent tokeniser: split on anything that is not a letter, digit or inner apostrophe
     out = []
@@ -88,7 +95,27 @@ def test_mattr_naive(real, w):
     stream = [t for row in real.texts for t in brute_tokens(row)]
     assert mattr_of(stream, w) == pytest.approx(naive_mattr(stream, w), rel=1e-12)
     if w == 50:
-        assert metrics.get("lexical/mattr")(Context(real)).value == pytest.approx(naive_mattr(stream, 50), rel=1e-12)
+        spec = metrics.get("lexical/mattr")
+        assert spec.fn(Context(real), order="file").value == pytest.approx(naive_mattr(stream, 50), rel=1e-12)
+        from harness.metrics.lexical import hashed_order
+
+        hashed = [t for i in hashed_order(real.texts) for t in brute_tokens(real.texts[i])]
+        assert spec(Context(real)).value == pytest.approx(naive_mattr(hashed, 50), rel=1e-12)
+
+
+def test_mattr_does_not_depend_on_the_file_order(banking_sorted):
+    """Banking77's file is sorted by intent: in file order MATTR reads it as less varied than the same
+    rows in any other order; the default (hashed) order gives one value for every order of the rows."""
+    import random
+
+    spec = metrics.get("lexical/mattr")
+    texts = list(banking_sorted.texts)
+    shuffled = texts[:]
+    random.Random(0).shuffle(shuffled)
+    a = Corpus("sorted", "x", "text", tuple(texts))
+    b = Corpus("shuffled", "x", "text", tuple(shuffled))
+    assert spec(Context(a)).value == spec(Context(b)).value
+    assert spec.fn(Context(a), order="file").value < spec.fn(Context(b), order="file").value - 0.03
 
 
 def test_short_stream_mattr():

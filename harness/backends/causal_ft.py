@@ -240,18 +240,11 @@ def encode(tok, data: TrainSet, max_length: int) -> tuple[list[tuple[list[int], 
 # ----------------------------------------------------------------------------- batching and budget
 
 def _batches(lengths, bs: int, rng):
-    """One pass: shuffled batches of examples of similar length, in a shuffled order."""
-    import numpy as np
+    """One pass: shuffled batches of examples of similar length, in a shuffled order (the classifier
+    fine-tuning's batching, :func:`harness.backends.train._length_batches`)."""
+    from .train import _length_batches
 
-    n = len(lengths)
-    perm = rng.permutation(n)
-    chunk = bs * 50
-    batches = []
-    for s in range(0, n, chunk):
-        part = perm[s:s + chunk]
-        part = part[np.argsort(lengths[part], kind="stable")]
-        batches += [part[i:i + bs] for i in range(0, len(part), bs)]
-    return [batches[i] for i in rng.permutation(len(batches))]
+    return _length_batches(lengths, bs, rng)
 
 
 def budget_batches(examples, batch_size: int, budget: int, seed: int):

@@ -12,7 +12,7 @@ DESCRIPTION = (
     "Apply controlled corruptions (exact and near duplicates, label noise, mode collapse, class drop, "
     "truncation, length shift, topic drift, shuffled words, copies of the test split and of the reference) "
     "to samples of DATASET at several severities, run every metric on each damaged copy, and report the "
-    "Spearman correlation between severity and each metric with a 95%% interval, checked against the "
+    "Spearman correlation between severity and each metric with a 95% interval, checked against the "
     "expectation matrix in harness/validity.py; plus identity checks (a sample against itself, two disjoint "
     "samples). Writes DIR/validity.md, DIR/validity.json and DIR/figures/validity.png|svg; DIR/raw/ holds "
     "the resumable per-candidate results (with row excerpts: not for committing). Exit code 1 when an "

@@ -20,7 +20,7 @@ REGISTRY: dict[str, tuple[str, dict]] = {
     "lexical/entropy-2": ("harness.metrics.lexical:ngram_entropy", {"n": 2}),
     "lexical/entropy-3": ("harness.metrics.lexical:ngram_entropy", {"n": 3}),
     "lexical/compression-ratio": ("harness.metrics.lexical:compression_ratio", {}),
-    "lexical/mattr": ("harness.metrics.lexical:mattr", {"window": 50}),
+    "lexical/mattr": ("harness.metrics.lexical:mattr", {"window": 50, "order": "hashed"}),
     "lexical/vocab-size": ("harness.metrics.lexical:vocab_size", {}),
     "length/mean-words": ("harness.metrics.lexical:length_mean", {}),
     "length/std-words": ("harness.metrics.lexical:length_std", {}),
