@@ -57,6 +57,7 @@ test-all: $(STAMP) browser
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/perplexity.py --out bench/out
+	$(BIN)/python bench/judge.py --out bench/out
 
 lint: $(STAMP)
 	$(BIN)/ruff check harness tests bench suites

@@ -22,6 +22,30 @@ def _add_field_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--split", help="split to read from a Hugging Face dataset folder or hub id (default: train)")
 
 
+def _add_judge_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("LLM judge (the opt-in judge/ metrics)")
+    g.add_argument("--judge-url", "--judge", dest="judge_url", default="local", metavar="URL|local",
+                   help="'local' (default: transformers serve with SmolLM2-135M-Instruct on 127.0.0.1, offline) or "
+                        "the base URL of an OpenAI-compatible API, e.g. https://api.openai.com/v1")
+    g.add_argument("--judge-model", metavar="NAME", help="the judge model at --judge-url (required there); with "
+                   "'local': a local model folder to serve instead of the default")
+    g.add_argument("--judge-key-env", default="OPENAI_API_KEY", metavar="VAR",
+                   help="environment variable holding the API key (never read from a file; default OPENAI_API_KEY)")
+    g.add_argument("--judge-concurrency", type=int, default=2, metavar="N", help="requests in flight (default 2)")
+    g.add_argument("--judge-timeout", type=float, default=60.0, metavar="S", help="seconds per request (default 60)")
+    g.add_argument("--judge-retries", type=int, default=3, metavar="N",
+                   help="retries on connection errors, 429 and 5xx, with exponential backoff (default 3)")
+    g.add_argument("--judge-price-in", type=float, default=0.0, metavar="P", help="price per 1,000 prompt tokens")
+    g.add_argument("--judge-price-out", type=float, default=0.0, metavar="P",
+                   help="price per 1,000 completion tokens")
+
+
+def _judge_options(args) -> dict:
+    return {"url": args.judge_url, "model": args.judge_model, "key_env": args.judge_key_env,
+            "concurrency": args.judge_concurrency, "timeout": args.judge_timeout, "retries": args.judge_retries,
+            "price_in": args.judge_price_in, "price_out": args.judge_price_out}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="synthbench",
@@ -60,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--lm", default="default",
                    help="causal language model for the fluency metrics: 'default' (SmolLM2-135M-Instruct, "
                         "offline), a local Hugging Face folder, or a hub id (needs a network)")
+    _add_judge_flags(e)
     e.add_argument("--schema", metavar="FILE.yaml",
                    help="declared row schema (required fields, types, allowed labels, lengths, JSON fields): "
                         "invalid rows are kept and counted by format/invalid-rate instead of refusing the file")
@@ -188,7 +213,7 @@ def _resolve_sample_size(value, candidates, flag="--sample-size"):
 
 def execute(candidates, reference, test, specs, out: Path, *, seed: int, sample_size, repeats: int,
             embedder: str, batch_size: int = 64, progress: bool = True, extra_meta: dict | None = None,
-            lm: str = "default", quote_text: bool = True) -> int:
+            lm: str = "default", quote_text: bool = True, judge: dict | None = None) -> int:
     """Run the metrics, write results.jsonl, run.json and the reports, print the table and a summary."""
     from .backends.embed import resolve_embedder
     from .errors import UserError
@@ -207,8 +232,13 @@ def execute(candidates, reference, test, specs, out: Path, *, seed: int, sample_
         from .backends.lm import resolve_lm
 
         lm_spec = resolve_lm(lm)
+    judge_spec = None
+    if any("judge" in s.info.needs for s in specs):  # the server itself starts only for an uncached request
+        from .backends.judge import resolve_judge
+
+        judge_spec = resolve_judge(**(judge or {}))
     cfg = RunConfig(seed=seed, embedder=emb, sample_size=sample_size, repeats=repeats, progress=progress,
-                    lm=lm_spec if needs_lm else None, quote_text=quote_text)
+                    lm=lm_spec if needs_lm else None, quote_text=quote_text, judge=judge_spec)
     corpora = ([(reference, "reference")] if reference is not None else []) + [(c, "candidate") for c in candidates]
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
     outcome = run(corpora, reference, specs, out, cfg, log=log, test=test)
@@ -219,6 +249,7 @@ def execute(candidates, reference, test, specs, out: Path, *, seed: int, sample_
         "harness": __version__, "seed": seed, "sample_size": sample_size, "repeats": repeats,
         "embedder": emb.identity if emb else None,
         "lm": lm_spec.identity if (lm_spec and needs_lm) else None,
+        **({"judge": judge_spec.identity} if judge_spec is not None else {}),
         "reference": _describe(reference, "reference") if reference is not None else None,
         "candidates": [_describe(c, "candidate") for c in candidates],
         "test": _describe(test, "test") if test is not None else None,
@@ -319,6 +350,7 @@ def cmd_eval(args) -> int:
     return execute(candidates, reference, test, specs, Path(args.out), seed=args.seed,
                    sample_size=args.sample_size, repeats=args.repeats, embedder=args.embedder,
                    batch_size=args.batch_size, progress=progress, lm=args.lm, quote_text=not args.no_quote_text,
+                   judge=_judge_options(args),
                    extra_meta={**({"schema": cand_schema.as_dict()} if cand_schema is not None else {}),
                                "load": eval_load_record(args, names, parsed)})  # how 'compare' reloads the rows
 
@@ -350,7 +382,7 @@ def cmd_run(args) -> int:
     extra["load"] = run_load_record(args)  # how 'synthbench compare' reloads the rows
     return execute(candidates, reference, test, specs, out, seed=suite.seed, sample_size=suite.sample_size,
                    repeats=suite.repeats, embedder=suite.embedder, progress=progress, extra_meta=extra,
-                   lm=suite.lm, quote_text=suite.quote_text)
+                   lm=suite.lm, quote_text=suite.quote_text, judge=suite.judge)
 
 
 def _renamed(corpus, name):

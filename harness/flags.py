@@ -11,7 +11,8 @@ and records their counts in the result's ``details["row_flags"]``. At the end of
   non-blank lines; CSV/TSV: the lines after the header; JSON: array items; Parquet and Hugging Face
   data: table rows; text folders: files in sorted (label, file) order), whatever sample or holdout
   the run evaluated. Line numbers in messages are 1-based;
-- ``reasons``: the short kebab-case reasons (``duplicate``, ``memorised``, ``contaminated`` ...);
+- ``reasons``: the short kebab-case reasons (``duplicate``, ``memorised``, ``contaminated`` ...; the LLM
+  judge's ``judge-mislabelled``, ``judge-unfollowed``, ``judge-inconsistent``, ``judge-dispreferred``);
 - ``metrics``: the metrics that flagged the row;
 - ``preview``: the first 120 characters of the row's text.
 

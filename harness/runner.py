@@ -36,6 +36,7 @@ class RunConfig:
     progress: bool = True
     cache_dir: Path | None = None
     lm: object | None = None                # LMSpec for the fluency metrics (or a ready PerplexityScorer)
+    judge: object | None = None             # JudgeSpec for the judge/ metrics (or a ready Judge)
     quote_text: bool = True                 # False: dataset text in result details is withheld (licences)
 
 
@@ -80,6 +81,10 @@ def signature_for(spec: MetricSpec, corpus: Corpus, reference: Corpus | None, cf
         args["repeats"] = cfg.repeats
     if "lm" in info.needs and cfg.lm is not None:  # a different causal LM never reuses a result
         args["lm"] = getattr(cfg.lm, "identity", str(cfg.lm))
+    if "judge" in info.needs and cfg.judge is not None:  # another judge model or rubric never reuses a result
+        from .metrics.judge import judge_signature
+
+        args["judge"] = judge_signature(cfg.judge, spec.args, reference)
     return Signature(
         harness=__version__,
         metric=spec.name,
@@ -186,10 +191,17 @@ def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list
         lm_scorer = cfg.lm if hasattr(cfg.lm, "score") else PerplexityScorer(cfg.lm, cache_dir=cfg.cache_dir,
                                                                               progress=cfg.progress)
 
+    judge = None  # built only for judge metrics; the local server starts only for a request not in its cache
+    if cfg.judge is not None and any("judge" in s.info.needs for s in specs):
+        from .backends.judge import Judge
+
+        judge = cfg.judge if hasattr(cfg.judge, "complete") else Judge(cfg.judge, cache_dir=cfg.cache_dir, log=log)
+
     reference = primary(reference, cfg) if reference is not None else None
-    test_ctx = Context(test, cfg.seed, embedder, role="test", lm_scorer=lm_scorer) if test is not None else None
-    ref_ctx = (Context(reference, cfg.seed, embedder, test=test_ctx, role="reference", lm_scorer=lm_scorer)
-               if reference is not None else None)
+    test_ctx = (Context(test, cfg.seed, embedder, role="test", lm_scorer=lm_scorer, judge=judge)
+                if test is not None else None)
+    ref_ctx = (Context(reference, cfg.seed, embedder, test=test_ctx, role="reference", lm_scorer=lm_scorer,
+                       judge=judge) if reference is not None else None)
     plan = []
     for full, role in corpora:
         corpus = reference if (role == "reference" and reference is not None) else primary(full, cfg)
@@ -227,7 +239,7 @@ def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list
             else:
                 sample = full.subsample(cfg.sample_size, sample_seed(cfg.seed, repeat))
             contexts[key] = Context(sample, cfg.seed, embedder, reference=ref_ctx if role != "reference" else None,
-                                    test=test_ctx, role=role, lm_scorer=lm_scorer)
+                                    test=test_ctx, role=role, lm_scorer=lm_scorer, judge=judge)
         return contexts[key]
 
     for full, corpus, role, spec, sig in plan:
@@ -243,6 +255,8 @@ def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list
             bar.update(1)
             continue
         except (UserError, KeyboardInterrupt, MemoryError):
+            if judge is not None and judge is not cfg.judge:
+                judge.close()  # stops the local judge server
             raise  # the user must act (or asked to stop): finished results are already on disk
         except Exception as e:  # one metric failing on one dataset must not sink the run
             reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}".rstrip(": ")
@@ -276,6 +290,13 @@ def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list
         st = lm_scorer.stats
         log(f"perplexity: {st.get('scored', 0)} text(s) scored by the LM ({st.get('tokens', 0)} tokens, "
             f"{st.get('truncated', 0)} truncated), {st.get('from_cache', 0)} from the cache")
+    if judge is not None:
+        st = judge.stats
+        log(f"judge: {st['requests']} request(s) sent ({st['retries']} retried, {st['failed_requests']} failed), "
+            f"{st['from_cache']} answer(s) from the cache, {st['prompt_tokens']} + {st['completion_tokens']} "
+            f"tokens, cost {st['cost']:.4f}")
+        if judge is not cfg.judge:
+            judge.close()
     order = {c.name: i for i, (c, _) in enumerate(corpora)}
     mindex = {s.name: i for i, s in enumerate(specs)}
     outcome.results.sort(key=lambda r: (order.get(r.dataset, 1e9), mindex.get(r.metric, 1e9)))

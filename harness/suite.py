@@ -73,6 +73,7 @@ class Suite:
     lm: str = "default"  # causal LM of the fluency metrics: 'default', a local folder or a hub id
     schema: object | None = None  # harness.schema.Schema: rows are checked, invalid ones counted (format/*)
     quote_text: bool = True  # False: dataset text is withheld from results.jsonl (data that may not be shared)
+    judge: dict | None = None  # LLM judge of the judge/ metrics: options of harness.backends.judge.resolve_judge
 
 
 def _json_key(value) -> str:
@@ -280,7 +281,24 @@ def _dataset(where: _Where, key: str, raw, fields: FieldMap, default_name: str |
 
 SUITE_KEYS = ("name", "description", "task", "fields", "reference", "test", "holdout", "candidates", "metrics",
               "metric_args", "sample_size", "repeats", "seed", "embedder", "normalize", "lm", "schema",
-              "quote_text")
+              "quote_text", "judge")
+JUDGE_KEYS = ("url", "model", "key_env", "concurrency", "timeout", "retries", "price_in", "price_out", "threads")
+
+
+def _judge(where: _Where, raw) -> dict | None:
+    """``judge: local``, ``judge: URL`` or a mapping of JUDGE_KEYS (the API key itself never: key_env names it)."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        raw = {"url": raw}
+    _typed(where, "judge", raw, dict, "'local', a URL, or a mapping such as {url: ..., model: ...}")
+    where.unknown("judge.", raw, JUDGE_KEYS)
+    for k, v in raw.items():
+        want = {"url": (str, "a URL or 'local'"), "model": (str, "a model name"), "key_env": (str, "a variable name"),
+                "concurrency": (int, "a whole number"), "retries": (int, "a whole number"),
+                "threads": (int, "a whole number")}.get(k, ((int, float), "a number"))
+        _typed(where, f"judge.{k}", v, want[0], want[1])
+    return dict(raw)
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -374,6 +392,7 @@ def load_suite(path: str | Path) -> Suite:
                 "a causal language model: 'default', a local model folder or a hub id")
     if lm.startswith(("./", "../")):  # like dataset paths: relative to the suite file
         lm = str((path.parent / lm).resolve())
+    judge = _judge(where, raw.get("judge"))
     quote_text = _typed(where, "quote_text", raw.get("quote_text", True), bool,
                         "true or false (false withholds dataset text from results.jsonl)")
     norm = raw.get("normalize") or []
@@ -386,7 +405,7 @@ def load_suite(path: str | Path) -> Suite:
     return Suite(path=path, name=name, description=desc, task=task, reference=reference, test=test,
                  candidates=candidates, metrics=tuple(metric_list) if metric_list is not None else None,
                  metric_args={m: dict(a) for m, a in margs.items()}, holdout=holdout, sample_size=sample_size,
-                 repeats=repeats, seed=seed, embedder=embedder, lm=lm, quote_text=quote_text,
+                 repeats=repeats, seed=seed, embedder=embedder, lm=lm, quote_text=quote_text, judge=judge,
                  normalize=tuple(s for s in NORMALIZE_STEPS if s in norm),
                  schema=schema_from_suite(raw.get("schema"), path))
 

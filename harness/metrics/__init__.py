@@ -96,12 +96,26 @@ REGISTRY: dict[str, tuple[str, dict]] = {
     "instr/truncated-rate": ("harness.metrics.instruction:truncated_rate", {"long_words": 100}),
     "instr/refusal-rate": ("harness.metrics.instruction:refusal_rate", {}),
     "instr/instruction-copy-rate": ("harness.metrics.instruction:instruction_copy_rate", {}),
+    # --- judge ---
+    "judge/label-correctness": ("harness.metrics.judge:label_correctness",
+                                {"rubric": "label_correctness", "max_rows": 200, "max_chars": 1500}),
+    "judge/label-reliability": ("harness.metrics.judge:label_reliability",
+                                {"rubric": "label_correctness", "max_rows": 200, "max_chars": 1500}),
+    "judge/classifier-kappa": ("harness.metrics.judge:classifier_kappa",
+                               {"rubric": "label_correctness", "max_rows": 200, "max_chars": 1500, "C": 10.0}),
+    "judge/instruction-following": ("harness.metrics.judge:instruction_following",
+                                    {"rubric": "instruction_following", "max_rows": 200, "max_chars": 1500}),
+    "judge/factual-consistency": ("harness.metrics.judge:factual_consistency",
+                                  {"rubric": "factual_consistency", "max_rows": 200, "max_chars": 1500}),
+    "judge/pairwise-win-rate": ("harness.metrics.judge:pairwise_win_rate",
+                                {"rubric": "pairwise_preference", "max_pairs": 100, "max_chars": 1500}),
 }
 
 # Metrics that run only when asked for by name, group or glob (they take minutes, not seconds).
 OPT_IN: list[str] = [
     "utility/minilm-ft/*",
     "fluency/*",  # a 135M causal LM on 2 CPU cores: tens of tokens/s under load (bench/perplexity.py)
+    "judge/*",  # an LLM judge: a server to start (or an API to pay), about one row per second locally (bench/judge.py)
 ]
 
 

@@ -8,6 +8,7 @@ never loads files or models itself.
 ``reference`` is the real data the candidate is compared with (for trained-model metrics, the
 real training data); ``test`` is a held-out real test split (``--test``), never trained on.
 ``lm`` is a causal language model (``--lm``) reached through ``ctx.lm_scorer`` (per-row NLL, cached).
+``judge`` is an LLM judge (``--judge-url``, default a local server) reached through ``ctx.judge`` (cached).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import inspect
 from dataclasses import dataclass
 from functools import cached_property
 
-NEEDS = {"texts", "labels", "embeddings", "reference", "reference_embeddings", "test", "lm"}
+NEEDS = {"texts", "labels", "embeddings", "reference", "reference_embeddings", "test", "lm", "judge"}
 
 
 class MetricSkipped(Exception):
@@ -61,9 +62,10 @@ class Context:
     TOKENIZER = "words-lower-v1"
 
     def __init__(self, corpus, seed: int = 0, embedder=None, reference: Context | None = None,
-                 test: Context | None = None, role: str = "candidate", lm_scorer=None):
+                 test: Context | None = None, role: str = "candidate", lm_scorer=None, judge=None):
         self.corpus = corpus
         self._lm_scorer = lm_scorer
+        self._judge = judge
         self.seed = seed
         self._embedder = embedder
         self.reference = reference
@@ -79,6 +81,11 @@ class Context:
     def lm_scorer(self):
         """The shared (cached) causal-LM scorer (``harness.backends.perplexity``); None if not configured."""
         return self._lm_scorer
+
+    @property
+    def judge(self):
+        """The shared (cached) LLM judge (``harness.backends.judge.Judge``); None if not configured."""
+        return self._judge
 
     @property
     def texts(self):
