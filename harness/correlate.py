@@ -252,6 +252,15 @@ def _arrow(d: bool | None) -> str:
     return "↑" if d is True else "↓" if d is False else "·"
 
 
+def q_values(corrs: list[Correlation]) -> dict[str, float]:
+    """Benjamini-Hochberg adjusted p-values over every metric correlated with one utility score: with
+    dozens of metrics, some raw p < 0.05 are expected by chance alone."""
+    from .stats import bh_adjust
+
+    tested = [c for c in corrs if c.p_rho is not None]
+    return dict(zip((c.metric for c in tested), bh_adjust([c.p_rho for c in tested]))) if tested else {}
+
+
 def render_markdown(results: dict[str, list[Correlation]], summaries: dict[str, list[dict]],
                     sources: dict[str, str], n_boot: int, seed: int) -> str:
     """The report: one section per utility metric (overall table, per-suite table, suites)."""
@@ -268,7 +277,7 @@ def render_markdown(results: dict[str, list[Correlation]], summaries: dict[str, 
              "oriented (positive: larger value ↔ better utility).",
              f"- **Intervals**: 95% percentile bootstrap over candidates, resampled within each suite "
              f"({n_boot} replicates, seed {seed}); *p*: two-sided permutation test of ρ (utility shuffled "
-             f"within suites, {n_boot} permutations). Few candidates per suite make intervals wide; an "
+             f"within suites, {n_boot} permutations); *q*: Benjamini-Hochberg over all metrics in the table. Few candidates per suite make intervals wide; an "
              "interval such as [+1.00, +1.00] only says that every resample kept the candidates' order "
              "(a bootstrap cannot invent orderings it never saw): read it together with *p*.",
              "- **Reports**: " + ", ".join(f"`{s}` ({p})" for s, p in sources.items() if s in used)]
@@ -279,12 +288,13 @@ def render_markdown(results: dict[str, list[Correlation]], summaries: dict[str, 
     for utility, corrs in results.items():
         suites = [s["suite"] for s in summaries[utility]]
         lines += [f"## Against `{utility}`", "",
-                  "| metric | dir | Spearman ρ [95% CI] | Kendall τ [95% CI] | p (perm.) | candidates | suites |",
-                  "|---|:-:|---|---|---:|---:|---:|"]
+                  "| metric | dir | Spearman ρ [95% CI] | Kendall τ [95% CI] | p (perm.) | q (BH) | candidates | suites |",
+                  "|---|:-:|---|---|---:|---:|---:|---:|"]
+        qs = q_values(corrs)
         for c in corrs:
-            p = "–" if c.p_rho is None else (f"{c.p_rho:.3f}" if c.p_rho >= 0.001 else "<0.001")
+            p, q = (("–" if v is None else (f"{v:.3f}" if v >= 0.001 else "<0.001")) for v in (c.p_rho, qs.get(c.metric)))
             lines.append(f"| `{c.metric}` | {_arrow(c.direction)} | {_num(c.rho)} {_ci(c.rho_ci)} | "
-                         f"{_num(c.tau)} {_ci(c.tau_ci)} | {p} | {c.n} | {c.suites} |")
+                         f"{_num(c.tau)} {_ci(c.tau_ci)} | {p} | {q} | {c.n} | {c.suites} |")
         lines += ["", f"### Per suite (within-suite Spearman ρ with `{utility}`, oriented)", ""]
         ns = {s["suite"]: s["n"] for s in summaries[utility]}
         lines.append("| metric | " + " | ".join(f"{s} (n={ns[s]})" for s in suites) + " |")

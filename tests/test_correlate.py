@@ -103,6 +103,20 @@ def test_intervals_contain_estimate_and_p_values():
     assert bootstrap_intervals(strong, n_boot=200, seed=5) == bootstrap_intervals(strong, n_boot=200, seed=5)
 
 
+def test_q_values_are_benjamini_hochberg_over_the_table():
+    import scipy.stats
+
+    from harness.correlate import Correlation, q_values
+
+    ps = [0.001, 0.02, 0.04, 0.3, None, 0.011]
+    corrs = [Correlation(f"m/{i}", True, 0.1, None, 0.1, None, p, 5, 1, {}) for i, p in enumerate(ps)]
+    q = q_values(corrs)
+    tested = [p for p in ps if p is not None]
+    want = scipy.stats.false_discovery_control(tested, method="bh")
+    assert [q[f"m/{i}"] for i, p in enumerate(ps) if p is not None] == pytest.approx(list(want))
+    assert "m/4" not in q and all(q[k] >= p for k, p in zip(q, tested))
+
+
 def test_orientation_and_metric_selection():
     assert orientation(True) == 1 and orientation(None) == 1 and orientation(False) == -1
     util = {"a": 0.9, "b": 0.8, "c": 0.5, "d": 0.4}
