@@ -33,7 +33,7 @@ SUITES := suites/demo.yaml suites/ag_news.yaml suites/sst2_supergen.yaml \
           suites/intent_atis.yaml suites/intent_snips.yaml suites/intent_fb.yaml suites/intent_liu.yaml \
           suites/intent_clinc150.yaml suites/intent_banking10.yaml suites/s3_imdb.yaml \
           suites/llm_aug_20news.yaml suites/llm_aug_ag_news.yaml suites/llm_aug_atis.yaml \
-          suites/llm_aug_fb.yaml suites/llm_aug_sst5.yaml suites/llm_aug_yelp.yaml
+          suites/llm_aug_fb.yaml suites/llm_aug_sst5.yaml suites/llm_aug_yelp.yaml suites/instruction.yaml
 # ... then which direct metric predicts utility across all their candidates
 leaderboard: $(STAMP)
 	@for s in $(SUITES); do $(BIN)/synthbench run $$s || exit 1; done
@@ -58,6 +58,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/perplexity.py --out bench/out
 	$(BIN)/python bench/judge.py --out bench/out
+	$(BIN)/python bench/lm_finetune.py --out bench/out
 
 lint: $(STAMP)
 	$(BIN)/ruff check harness tests bench suites
