@@ -81,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sentence-transformers model: 'default' (all-MiniLM-L6-v2, offline), a local "
                         "folder, or a hub name (needs a network)")
     e.add_argument("--batch-size", type=int, default=64, help="embedding batch size")
+    e.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="where texts are embedded: 'local' (this process, default) or 'ray' (Ray Data on a Ray "
+                        "cluster; the cache stays here; needs pip install 'synthbench[ray]')")
+    e.add_argument("--ray-address", metavar="ADDRESS",
+                   help="with --engine ray: an existing cluster ('auto', or ray://HEAD:10001); default: start a "
+                        "local cluster with this machine's CPUs")
     e.add_argument("--lm", default="default",
                    help="causal language model for the fluency metrics: 'default' (SmolLM2-135M-Instruct, "
                         "offline), a local Hugging Face folder, or a hub id (needs a network)")
@@ -213,7 +219,8 @@ def _resolve_sample_size(value, candidates, flag="--sample-size"):
 
 def execute(candidates, reference, test, specs, out: Path, *, seed: int, sample_size, repeats: int,
             embedder: str, batch_size: int = 64, progress: bool = True, extra_meta: dict | None = None,
-            lm: str = "default", quote_text: bool = True, judge: dict | None = None) -> int:
+            lm: str = "default", quote_text: bool = True, judge: dict | None = None,
+            engine: dict | None = None) -> int:
     """Run the metrics, write results.jsonl, run.json and the reports, print the table and a summary."""
     from .backends.embed import resolve_embedder
     from .errors import UserError
@@ -237,17 +244,27 @@ def execute(candidates, reference, test, specs, out: Path, *, seed: int, sample_
         from .backends.judge import resolve_judge
 
         judge_spec = resolve_judge(**(judge or {}))
-    cfg = RunConfig(seed=seed, embedder=emb, sample_size=sample_size, repeats=repeats, progress=progress,
-                    lm=lm_spec if needs_lm else None, quote_text=quote_text, judge=judge_spec)
-    corpora = ([(reference, "reference")] if reference is not None else []) + [(c, "candidate") for c in candidates]
+    from .engine import make_engine, resolve_engine
+
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
-    outcome = run(corpora, reference, specs, out, cfg, log=log, test=test)
+    engine_spec = resolve_engine(**(engine or {}))
+    eng = make_engine(engine_spec, log=log) if (needs_emb or needs_lm) else None
+    cfg = RunConfig(seed=seed, embedder=emb, sample_size=sample_size, repeats=repeats, progress=progress,
+                    lm=lm_spec if needs_lm else None, quote_text=quote_text, judge=judge_spec, engine=eng)
+    corpora = ([(reference, "reference")] if reference is not None else []) + [(c, "candidate") for c in candidates]
+    try:
+        outcome = run(corpora, reference, specs, out, cfg, log=log, test=test)
+    finally:
+        if eng is not None:
+            eng.close()
 
     reference = outcome.evaluated.get(reference.name, reference) if reference is not None else None
     candidates = [outcome.evaluated.get(c.name, c) for c in candidates]
     meta = {
         "harness": __version__, "seed": seed, "sample_size": sample_size, "repeats": repeats,
         "embedder": emb.identity if emb else None,
+        **({"engine": {**engine_spec.describe(), **(eng.stats if eng is not None else {})}}
+           if engine_spec.name != "local" else {}),
         "lm": lm_spec.identity if (lm_spec and needs_lm) else None,
         **({"judge": judge_spec.identity} if judge_spec is not None else {}),
         "reference": _describe(reference, "reference") if reference is not None else None,
@@ -350,7 +367,7 @@ def cmd_eval(args) -> int:
     return execute(candidates, reference, test, specs, Path(args.out), seed=args.seed,
                    sample_size=args.sample_size, repeats=args.repeats, embedder=args.embedder,
                    batch_size=args.batch_size, progress=progress, lm=args.lm, quote_text=not args.no_quote_text,
-                   judge=_judge_options(args),
+                   judge=_judge_options(args), engine={"name": args.engine, "address": args.ray_address},
                    extra_meta={**({"schema": cand_schema.as_dict()} if cand_schema is not None else {}),
                                "load": eval_load_record(args, names, parsed)})  # how 'compare' reloads the rows
 
@@ -382,7 +399,7 @@ def cmd_run(args) -> int:
     extra["load"] = run_load_record(args)  # how 'synthbench compare' reloads the rows
     return execute(candidates, reference, test, specs, out, seed=suite.seed, sample_size=suite.sample_size,
                    repeats=suite.repeats, embedder=suite.embedder, progress=progress, extra_meta=extra,
-                   lm=suite.lm, quote_text=suite.quote_text, judge=suite.judge)
+                   lm=suite.lm, quote_text=suite.quote_text, judge=suite.judge, engine=suite.engine)
 
 
 def _renamed(corpus, name):

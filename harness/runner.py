@@ -38,6 +38,7 @@ class RunConfig:
     lm: object | None = None                # LMSpec for the fluency metrics (or a ready PerplexityScorer)
     judge: object | None = None             # JudgeSpec for the judge/ metrics (or a ready Judge)
     quote_text: bool = True                 # False: dataset text in result details is withheld (licences)
+    engine: object | None = None            # harness.engine.RayEngine: embeddings computed on a Ray cluster
 
 
 @dataclass
@@ -183,13 +184,14 @@ def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list
                                           for s in specs):
         from .backends.embed import Embedder
 
-        embedder = Embedder(cfg.embedder, cache_dir=cfg.cache_dir, progress=cfg.progress)
+        embedder = Embedder(cfg.embedder, cache_dir=cfg.cache_dir, progress=cfg.progress, engine=cfg.engine)
     lm_scorer = None  # built only for fluency metrics; it loads the model only for texts not in its cache
     if cfg.lm is not None and any("lm" in s.info.needs for s in specs):
         from .backends.perplexity import PerplexityScorer
 
         lm_scorer = cfg.lm if hasattr(cfg.lm, "score") else PerplexityScorer(cfg.lm, cache_dir=cfg.cache_dir,
-                                                                              progress=cfg.progress)
+                                                                              progress=cfg.progress,
+                                                                              engine=cfg.engine)
 
     judge = None  # built only for judge metrics; the local server starts only for a request not in its cache
     if cfg.judge is not None and any("judge" in s.info.needs for s in specs):
@@ -224,6 +226,16 @@ def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list
                 plan.append((full, corpus, role, spec, sig))
     if outcome.reused:
         log(f"reusing {outcome.reused} finished result(s) from {store.path}")
+
+    if cfg.engine is not None and hasattr(embedder, "warm"):  # one cluster job for every text to embed
+        texts = {}
+        for _full, corpus, _role, spec, _sig in plan:
+            if "embeddings" in spec.info.needs:
+                texts.setdefault(corpus.name, corpus.texts)
+            if "reference_embeddings" in spec.info.needs and reference is not None:
+                texts.setdefault(reference.name, reference.texts)
+        if texts:
+            embedder.warm([t for ts in texts.values() for t in ts], desc="embedding (ray)")
 
     bar = tqdm(total=len(plan), desc="metrics", unit="metric", disable=not cfg.progress or not plan)
     contexts: dict[tuple[str, int], Context] = {}

@@ -74,6 +74,7 @@ class Suite:
     schema: object | None = None  # harness.schema.Schema: rows are checked, invalid ones counted (format/*)
     quote_text: bool = True  # False: dataset text is withheld from results.jsonl (data that may not be shared)
     judge: dict | None = None  # LLM judge of the judge/ metrics: options of harness.backends.judge.resolve_judge
+    engine: dict | None = None  # {name: local|ray, address: ...}: options of harness.engine.resolve_engine
 
 
 def _json_key(value) -> str:
@@ -281,7 +282,7 @@ def _dataset(where: _Where, key: str, raw, fields: FieldMap, default_name: str |
 
 SUITE_KEYS = ("name", "description", "task", "fields", "reference", "test", "holdout", "candidates", "metrics",
               "metric_args", "sample_size", "repeats", "seed", "embedder", "normalize", "lm", "schema",
-              "quote_text", "judge")
+              "quote_text", "judge", "engine")
 JUDGE_KEYS = ("url", "model", "key_env", "concurrency", "timeout", "retries", "price_in", "price_out", "threads")
 
 
@@ -298,6 +299,21 @@ def _judge(where: _Where, raw) -> dict | None:
                 "concurrency": (int, "a whole number"), "retries": (int, "a whole number"),
                 "threads": (int, "a whole number")}.get(k, ((int, float), "a number"))
         _typed(where, f"judge.{k}", v, want[0], want[1])
+    return dict(raw)
+
+
+def _engine(where: _Where, raw) -> dict | None:
+    """``engine: ray`` or ``engine: {name: ray, address: auto}`` (harness.engine)."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        raw = {"name": raw}
+    _typed(where, "engine", raw, dict, "'local', 'ray', or a mapping such as {name: ray, address: auto}")
+    where.unknown("engine.", raw, ("name", "address"))
+    for k, v in raw.items():
+        _typed(where, f"engine.{k}", v, str, "a string")
+    if raw.get("name", "local") not in ("local", "ray"):
+        raise where.fail("engine.name", f"'{raw['name']}' is not an engine", "use local or ray")
     return dict(raw)
 
 
@@ -393,6 +409,7 @@ def load_suite(path: str | Path) -> Suite:
     if lm.startswith(("./", "../")):  # like dataset paths: relative to the suite file
         lm = str((path.parent / lm).resolve())
     judge = _judge(where, raw.get("judge"))
+    engine = _engine(where, raw.get("engine"))
     quote_text = _typed(where, "quote_text", raw.get("quote_text", True), bool,
                         "true or false (false withholds dataset text from results.jsonl)")
     norm = raw.get("normalize") or []
@@ -405,7 +422,7 @@ def load_suite(path: str | Path) -> Suite:
     return Suite(path=path, name=name, description=desc, task=task, reference=reference, test=test,
                  candidates=candidates, metrics=tuple(metric_list) if metric_list is not None else None,
                  metric_args={m: dict(a) for m, a in margs.items()}, holdout=holdout, sample_size=sample_size,
-                 repeats=repeats, seed=seed, embedder=embedder, lm=lm, quote_text=quote_text, judge=judge,
+                 repeats=repeats, seed=seed, embedder=embedder, lm=lm, quote_text=quote_text, judge=judge, engine=engine,
                  normalize=tuple(s for s in NORMALIZE_STEPS if s in norm),
                  schema=schema_from_suite(raw.get("schema"), path))
 

@@ -77,9 +77,10 @@ def text_key(text: str) -> bytes:
 class Embedder:
     """Loads the model on first use; ``embed`` returns L2-normalised float32 rows in input order."""
 
-    def __init__(self, spec: EmbedderSpec, cache_dir: Path | None = None, progress: bool = True):
+    def __init__(self, spec: EmbedderSpec, cache_dir: Path | None = None, progress: bool = True, engine=None):
         self.spec = spec
         self.progress = progress
+        self.engine = engine  # harness.engine.RayEngine: missing texts are embedded on a cluster
         self._model = None
         self._memo: dict[str, object] = {}
         if cache_dir is None:
@@ -120,6 +121,15 @@ class Embedder:
                 self._model.max_seq_length = self.spec.max_seq_length
         return self._model
 
+    def warm(self, texts, desc: str = "embedding") -> int:
+        """Embed into the cache the texts not in it yet (in one go; no array is kept); returns how many."""
+        uniq = {text_key(t): t for t in texts}
+        found = self.store.get_many(list(uniq))
+        missing = {k: t for k, t in uniq.items() if k not in found}
+        if missing:
+            self._encode(missing, desc)
+        return len(missing)
+
     def embed(self, texts, desc: str = "embedding"):
         """Embed ``texts``; identical texts are embedded once and cached rows are never recomputed."""
         import numpy as np
@@ -149,6 +159,11 @@ class Embedder:
         import numpy as np
         from tqdm.auto import tqdm
 
+        if self.engine is not None:  # computed on the cluster; the cache is written here, on the driver
+            done = self.engine.embed(self.spec, todo)
+            self.store.put_many(list(done.items()))
+            self.stats["encoded"] += len(done)
+            return done
         model = self.model()
         items = sorted(todo.items(), key=lambda kv: len(kv[1]), reverse=True)
         block = max(self.spec.batch_size * 16, 1024)

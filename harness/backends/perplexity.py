@@ -99,7 +99,7 @@ class PerplexityScorer:
 
     def __init__(self, spec, cache_dir: Path | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                  max_length: int = DEFAULT_MAX_LENGTH, progress: bool = True,
-                 max_batch_tokens: int = DEFAULT_BATCH_TOKENS, threads: int | None = None):
+                 max_batch_tokens: int = DEFAULT_BATCH_TOKENS, threads: int | None = None, engine=None):
         if max_length < 1:
             raise UserError(f"max_length {max_length}: must be at least 1", "give a number of tokens such as 512")
         self.spec = spec
@@ -108,6 +108,7 @@ class PerplexityScorer:
         self.max_batch_tokens = max(1, int(max_batch_tokens))
         self.progress = progress
         self.threads = threads
+        self.engine = engine  # harness.engine.RayEngine: missing rows are scored on a cluster
         if cache_dir is None:
             from ..cache import cache_root
 
@@ -267,7 +268,12 @@ class PerplexityScorer:
         found = {k: v for k, v in found.items() if v.shape == (4,)}
         self.stats["from_cache"] += len(found)
         missing = {k: t for k, t in uniq.items() if k not in found and k not in empty}
-        if missing:
+        if missing and self.engine is not None:  # scored on the cluster; cached here, on the driver
+            remote = self.engine.score(self, missing, max_length)
+            store.put_many(list(remote.items()))
+            self.stats["scored"] += len(remote)
+            found.update(remote)
+        elif missing:
             found.update(self._compute(missing, max_length, desc))
         zero = np.zeros(4, dtype=np.float32)
         self.stats["empty"] += len(empty)
