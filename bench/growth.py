@@ -147,11 +147,12 @@ FAMILIES = {
     "dup-exact": (["dup/exact-rate"], "texts"),
     "dup-near": (["dup/near-rate"], "texts"),
     "surface": (["surface/*"], "texts+ref10k"),
-    "semantic": (["semantic/vendi", "semantic/pairwise-cosine-distance", "semantic/cluster-entropy"], "vectors"),
+    "semantic": (["semantic/vendi", "semantic/pairwise-cosine-distance", "semantic/chamfer",
+                  "semantic/cluster-entropy"], "vectors"),
     "distance": (["distance/precision", "distance/recall", "distance/density", "distance/coverage",
                   "distance/frechet", "distance/mmd", "distance/c2st-embed"], "vectors+ref"),
 }
-SAMPLING_ARGS = ("max_rows", "subsample", "max_exact", "fit_rows")
+SAMPLING_ARGS = ("max_rows", "subsample", "max_exact", "fit_rows", "max_queries", "max_work")
 VEC_BASE = 10_000      # real MiniLM embeddings of this many texts, tiled beyond
 VEC_NOISE = 0.01       # per-dimension Gaussian noise added to tiled copies (then re-normalised)
 
@@ -265,7 +266,9 @@ def worker_main(family: str, n: int) -> None:
                           embedder=_Fixed(tiled_vectors("ref", n, seed=2)), role="reference")
         ctx = Context(Corpus("cand", "cand", "text", tuple(map(str, range(n)))), seed=0, embedder=_Fixed(X),
                       reference=ref)
-    base = bench_run._maxrss_mib()
+    # VmHWM, not ru_maxrss: ru_maxrss survives exec, so a worker started by a big parent (the one that
+    # embedded the vectors) would report the parent's peak
+    base = bench_run._hwm_mib()
     rows = []
     w0, c0 = time.perf_counter(), time.process_time()
     for spec in specs:
@@ -277,7 +280,7 @@ def worker_main(family: str, n: int) -> None:
         rows.append({"metric": spec.name, "seconds": time.perf_counter() - t0, "value": v})
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     print("\n" + json.dumps({"family": family, "n": n, "seconds": wall, "cpu": cpu, "base_mib": base,
-                             "peak_mib": bench_run._maxrss_mib(), "metrics": rows}, default=str), flush=True)
+                             "peak_mib": bench_run._hwm_mib(), "metrics": rows}, default=str), flush=True)
 
 
 def run_point(family: str, n: int, limit: float) -> dict:
@@ -462,6 +465,11 @@ def main(argv=None) -> int:
     ap.add_argument("--streaming", action="store_true", help="run the 1M-row CLI streaming check")
     ap.add_argument("--no-growth", action="store_true", help="with --streaming: skip the growth points")
     ap.add_argument("--out", type=Path, default=None, help="folder for growth.json, growth.md, growth.png")
+    ap.add_argument("--readme", type=Path, default=None,
+                    help="also replace the text between <!-- growth:begin/end --> in this file (bench/README.md)")
+    ap.add_argument("--merge", type=Path, default=None,
+                    help="a previous growth.json: keep its points for the families not run now (and its "
+                         "streaming run unless --streaming), then render everything together")
     ap.add_argument("--make-input", action="store_true", help="(re)build the inputs under /tmp/growth and stop")
     ap.add_argument("--worker", nargs=2, metavar=("FAMILY", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -492,9 +500,18 @@ def main(argv=None) -> int:
                     break  # larger n would not finish either
     stream = streaming_run(args.out or WORK, max(args.limit, 1800.0)) if args.streaming else None
     load1 = os.getloadavg()
+    if args.merge:
+        old = json.loads(args.merge.read_text(encoding="utf-8"))
+        ran = {r["family"] for r in results}
+        results = [r for r in old["results"] if r["family"] not in ran] + results
+        families = [f for f in FAMILIES if f in {r["family"] for r in results}]
+        sizes = sorted({r["n"] for r in results})
+        vec_info = vec_info or old.get("vectors", {})
+        if stream is None:
+            stream = old.get("streaming")
 
     out = []
-    out.append(f"# synthbench growth — {platform.python_implementation()} {platform.python_version()}, "
+    out.append(f"Measured with {platform.python_implementation()} {platform.python_version()}, "
                f"{os.cpu_count()} CPUs, load avg {load0[0]:.2f} at start / {load1[0]:.2f} at end, "
                f"{time.perf_counter() - t0:.0f}s in all")
     out.append("")
@@ -521,7 +538,7 @@ def main(argv=None) -> int:
         out.append("superlinear without a sampled estimator: " + (", ".join(bad) if bad else "none"))
     if stream is not None:
         out.append("")
-        out.append("## streaming: the 1M-row CLI run")
+        out.append("**Streaming: the 1M-row CLI run**")
         out.append("")
         out.append(f"`{stream['command']}`")
         out.append("")
@@ -544,6 +561,8 @@ def main(argv=None) -> int:
         if results:
             plot(results, families, args.out / "growth.png")
         print(f"\nwrote {args.out}/growth.md, growth.json" + (", growth.png" if results else ""))
+    if args.readme and not bench_run.update_readme(args.readme, "growth", text):
+        print(f"growth: {args.readme} has no <!-- growth:begin --> / <!-- growth:end --> markers", file=sys.stderr)
     return 0
 
 

@@ -707,6 +707,21 @@ def goals(results: list[dict]) -> list[dict]:
     return out
 
 
+def update_readme(path: Path, tag: str, text: str) -> bool:
+    """Replace the block between ``<!-- {tag}:begin -->`` and ``<!-- {tag}:end -->`` in ``path`` with
+    ``text`` (written to a temporary file, then renamed: never half-written). False if the markers are absent."""
+    begin, end = f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"
+    old = path.read_text(encoding="utf-8")
+    if begin not in old or end not in old:
+        return False
+    head, rest = old.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(f"{head}{begin}\n{text.strip()}\n{end}{tail}", encoding="utf-8")
+    os.replace(tmp, path)
+    return True
+
+
 def parse_sizes(s: str) -> list[int]:
     try:
         sizes = [int(x.replace("_", "")) for x in s.split(",") if x.strip()]

@@ -139,6 +139,24 @@ def test_chamfer_matches_brute_force_with_duplicates():
     assert pairs <= {(10, 11), (50, 60), (50, 70), (60, 70)}
 
 
+def test_chamfer_sampled_queries_are_exact_per_row_and_cover_the_full_mean():
+    """Beyond max_queries: each sampled row's nearest neighbour is searched among all rows (its distance equals
+    brute force), and the interval covers the all-rows mean on real-like clustered data."""
+    rng = np.random.default_rng(5)
+    X = unit(rng.normal(size=(40, 24))[rng.integers(0, 40, 3000)] * 3 + rng.normal(size=(3000, 24)))
+    X[100] = X[2500]                    # an exact twin, maybe sampled
+    D = cosine_distances(X) + np.eye(len(X)) * 9
+    nn = D.min(axis=1).clip(min=0)
+    spec = metrics.get("semantic/chamfer")
+    s = spec.fn(ctx_of(X), max_queries=600)
+    assert s.details["estimator"] == "sampled-queries" and s.details["queries"] == 600
+    assert s.ci[0] <= nn.mean() <= s.ci[1]
+    assert abs(s.value - nn.mean()) < 0.1 * nn.mean()
+    for i, j in s.details["most_redundant_rows"]:
+        assert 1 - float(X[i] @ X[j]) == pytest.approx(nn[i], abs=1e-6) and i != j
+    assert spec.fn(ctx_of(X), max_queries=3000).value == pytest.approx(nn.mean(), abs=1e-6)
+
+
 def test_chamfer_is_zero_when_every_row_has_a_twin():
     X = np.repeat(unit(np.random.default_rng(0).normal(size=(20, 8))), 3, axis=0)
     assert metrics.get("semantic/chamfer")(ctx_of(X)).value == pytest.approx(0.0, abs=1e-6)

@@ -39,7 +39,7 @@ REGISTRY: dict[str, tuple[str, dict]] = {
     "semantic/pairwise-cosine-distance": ("harness.metrics.semantic:mean_pairwise_cosine_distance", {}),
     # --- semantic diversity and surface divergences (issue 3) ---
     "semantic/vendi": ("harness.metrics.semantic:vendi", {}),
-    "semantic/chamfer": ("harness.metrics.semantic:chamfer", {}),
+    "semantic/chamfer": ("harness.metrics.semantic:chamfer", {"max_queries": 10_000}),
     "semantic/cluster-entropy": ("harness.metrics.semantic:cluster_entropy", {"k": 20, "merge": 0.6}),
     "semantic/ref-cluster-coverage": ("harness.metrics.semantic:ref_cluster_coverage", {"k": 50}),
     "semantic/aps": ("harness.metrics.semantic:aps", {}),

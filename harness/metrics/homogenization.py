@@ -103,39 +103,59 @@ def _tokenizer(name: str):
     return table[name]
 
 
-def _tokens(ctx, name: str) -> list[list[str]]:
-    """Token rows of the context under one tokenizer, computed once per context."""
-    cache = ctx.__dict__.setdefault("_homogenization_tokens", {})
+def _encoded(ctx, name: str):
+    """:func:`encode` of the context's rows under one tokenizer, computed once per context; the token lists
+    themselves are never all held (1M rows: integer arrays of 8 bytes a token instead of ~60)."""
+    cache = ctx.__dict__.setdefault("_homogenization_encoded", {})
     if name not in cache:
         fn = _tokenizer(name)
-        cache[name] = [fn(t) for t in ctx.texts]
+        cache[name] = encode(fn(t) for t in ctx.texts)
     return cache[name]
 
 
 # ----------------------------------------------------------------------------- n-gram ids
 
 
+class _Vocab(dict):
+    """token -> id, a new token getting the next id."""
+
+    def __missing__(self, key):
+        v = self[key] = len(self)
+        return v
+
+
 def encode(token_rows):
-    """Token rows as integer arrays: (flat token ids, row of each token, position in its row, row lengths,
-    vocabulary size)."""
+    """Token rows (any iterable, read once) as integer arrays: (flat token ids, row of each token, position
+    in its row, row lengths, vocabulary size).
+
+    >>> [a.tolist() if hasattr(a, "tolist") else a for a in encode([["a", "b"], [], ["b"]])]
+    [[0, 1, 1], [0, 0, 2], [0, 1, 0], [2, 0, 1], 2]
+    """
+    from array import array
+
     import numpy as np
 
-    vocab: dict[str, int] = {}
-    flat = np.fromiter((vocab.setdefault(t, len(vocab)) for row in token_rows for t in row), dtype=np.int64)
-    lens = np.fromiter((len(r) for r in token_rows), dtype=np.int64, count=len(token_rows))
-    rows = np.repeat(np.arange(len(token_rows), dtype=np.int64), lens)
+    vocab = _Vocab()
+    get = vocab.__getitem__
+    ids, lengths = array("q"), array("q")
+    for row in token_rows:
+        ids.extend(map(get, row))
+        lengths.append(len(row))
+    flat = np.frombuffer(ids, dtype=np.int64).copy()
+    lens = np.frombuffer(lengths, dtype=np.int64).copy()
+    rows = np.repeat(np.arange(len(lens), dtype=np.int64), lens)
     starts = np.cumsum(lens) - lens
     pos = np.arange(len(flat), dtype=np.int64) - np.repeat(starts, lens)
     return flat, rows, pos, lens, len(vocab)
 
 
 def ngram_ids(flat, rows, pos, lens, vocab: int, max_n: int):
-    """For n = 1..max_n: (compact n-gram id, row) of every n-gram that fits in its row, as int64 arrays."""
+    """For n = 1..max_n, one order at a time (a generator: only the current order's arrays are held): (compact
+    n-gram id, row) of every n-gram that fits in its row, as int64 arrays."""
     import numpy as np
 
     start = np.arange(len(flat), dtype=np.int64)
     gid = flat
-    out = []
     for n in range(1, max_n + 1):
         if n > 1:
             keep = pos[start] + n <= lens[rows[start]]
@@ -146,8 +166,7 @@ def ngram_ids(flat, rows, pos, lens, vocab: int, max_n: int):
                 gid = gid.astype(np.int64).ravel()
             else:
                 gid = prev
-        out.append((gid, rows[start]))
-    return out
+        yield gid, rows[start]
 
 
 def _row_counts(gid, row, n_rows: int):
@@ -178,12 +197,16 @@ def self_bleu_rows(token_rows, max_n: int = 4):
     >>> [round(float(x), 4) for x in self_bleu_rows([["a", "b", "c"], ["a", "b", "d"], ["x"]], max_n=2)]
     [0.5774, 0.5774, 0.0]
     """
+    return _self_bleu_encoded(encode(token_rows), max_n)
+
+
+def _self_bleu_encoded(enc, max_n: int):
     import numpy as np
 
-    n = len(token_rows)
+    flat, rows, pos, lens, vocab = enc
+    n = len(lens)
     if n < 2:
         raise ValueError("self-BLEU needs at least 2 rows")
-    flat, rows, pos, lens, vocab = encode(token_rows)
     log_p = np.zeros(n)
     first_matches = None
     for k, (gid, row) in enumerate(ngram_ids(flat, rows, pos, lens, vocab, max_n), start=1):
@@ -231,12 +254,12 @@ def self_bleu(ctx, max_n: int = 4, tokenizer: str = "13a") -> Score:
     """
     import numpy as np
 
-    toks = _tokens(ctx, tokenizer)
-    if len(toks) < 2:
+    enc = _encoded(ctx, tokenizer)
+    if len(enc[3]) < 2:
         raise MetricSkipped("needs at least 2 rows")
-    per_row = self_bleu_rows(toks, max_n)
+    per_row = _self_bleu_encoded(enc, max_n)
     return Score(float(np.mean(per_row)), None,
-                 {"rows": len(toks), "max_n": max_n, "tokenizer": tokenizer,
+                 {"rows": len(enc[3]), "max_n": max_n, "tokenizer": tokenizer,
                   "median_row": float(np.median(per_row))})
 
 
@@ -250,12 +273,16 @@ def homogenization_bleu_rows(token_rows, max_order: int = 4):
     >>> [round(float(x), 4) for x in homogenization_bleu_rows([["a", "b"], ["a", "b"], ["a", "c"]], max_order=2)]
     [0.6124, 0.6124, 0.0]
     """
+    return _homogenization_bleu_encoded(encode(token_rows), max_order)
+
+
+def _homogenization_bleu_encoded(enc, max_order: int):
     import numpy as np
 
-    n = len(token_rows)
+    flat, rows, pos, lens, vocab = enc
+    n = len(lens)
     if n < 2:
         raise ValueError("homogenization needs at least 2 rows")
-    flat, rows, pos, lens, vocab = encode(token_rows)
     log_sum = np.zeros(n)
     all_positive = np.ones(n, dtype=bool)
     for k, (gid, row) in enumerate(ngram_ids(flat, rows, pos, lens, vocab, max_order), start=1):
@@ -300,37 +327,32 @@ def homogenization_bleu(ctx, max_order: int = 4, tokenizer: str = "13a") -> Scor
     """
     import numpy as np
 
-    toks = _tokens(ctx, tokenizer)
-    if len(toks) < 2:
+    enc = _encoded(ctx, tokenizer)
+    if len(enc[3]) < 2:
         raise MetricSkipped("needs at least 2 rows")
-    per_row = homogenization_bleu_rows(toks, max_order)
+    per_row = _homogenization_bleu_encoded(enc, max_order)
     return Score(float(np.mean(per_row)), None,
-                 {"rows": len(toks), "max_order": max_order, "tokenizer": tokenizer, "estimator": "exact"})
+                 {"rows": len(enc[3]), "max_order": max_order, "tokenizer": tokenizer, "estimator": "exact"})
 
 
 # ----------------------------------------------------------------------------- homogenization (ROUGE-L)
 
 
-def _as_strings(token_rows):
-    """Each row as a string of one character per token (distinct tokens, distinct characters), so that
-    rapidfuzz compares token sequences at string speed; None if the vocabulary is too large."""
-    vocab: dict[str, int] = {}
-    for row in token_rows:
-        for t in row:
-            vocab.setdefault(t, len(vocab))
-    if len(vocab) > 0x10FFFF - 0x800 - 0x20:
-        return None
-    # skip control characters and the surrogate block
-    ch = {t: chr(i + 0x20 if i + 0x20 < 0xD800 else i + 0x20 + 0x800) for t, i in vocab.items()}
-    return ["".join(ch[t] for t in row) for row in token_rows]
+def _lcs_inputs(enc, rows=None):
+    """Each row (or each of ``rows``) as a string of one character per token (distinct token ids, distinct
+    characters), so that rapidfuzz compares token sequences at string speed; lists of ids if the vocabulary
+    does not fit in Unicode."""
+    import numpy as np
 
-
-def _lcs_inputs(token_rows):
-    seqs = _as_strings(token_rows)
-    if seqs is None:
-        vocab: dict[str, int] = {}
-        seqs = [[vocab.setdefault(t, len(vocab)) for t in row] for row in token_rows]
-    return seqs
+    flat, _, _, lens, vocab = enc
+    starts = np.cumsum(lens) - lens
+    idx = range(len(lens)) if rows is None else rows
+    if vocab > 0x10FFFF - 0x800 - 0x20:
+        return [flat[starts[i]:starts[i] + lens[i]].tolist() for i in idx]
+    cp = (flat + 0x20).astype(np.uint32)
+    cp[cp >= 0xD800] += 0x800  # skip control characters and the surrogate block
+    text = cp.astype("<u4").tobytes().decode("utf-32-le")
+    return [text[starts[i]:starts[i] + lens[i]] for i in idx]
 
 
 def _rapidfuzz():
@@ -346,10 +368,16 @@ def rougel_pair_sum(token_rows, workers: int = -1, block_cells: int = 4_000_000)
     """Σ over unordered pairs i < j of ROUGE-L F = 2·LCS/(len_i + len_j) (0 if either row is empty), exactly."""
     import numpy as np
 
+    return _rougel_pair_sum_encoded(encode(token_rows), workers, block_cells)
+
+
+def _rougel_pair_sum_encoded(enc, workers: int = -1, block_cells: int = 4_000_000) -> float:
+    import numpy as np
+
     process, LCSseq = _rapidfuzz()
-    n = len(token_rows)
-    seqs = _lcs_inputs(token_rows)
-    lens = np.array([len(r) for r in token_rows], dtype=np.float64)
+    seqs = _lcs_inputs(enc)
+    lens = enc[3].astype(np.float64)
+    n = len(lens)
     total = 0.0
     step = max(1, block_cells // max(n, 1))
     for a in range(0, n - 1, step):
@@ -367,8 +395,9 @@ def rougel_row_means(token_rows, rows, workers: int = -1):
     import numpy as np
 
     process, LCSseq = _rapidfuzz()
-    seqs = _lcs_inputs(token_rows)
-    lens = np.array([len(r) for r in token_rows], dtype=np.float64)
+    enc = encode(token_rows)
+    seqs = _lcs_inputs(enc)
+    lens = enc[3].astype(np.float64)
     rows = np.asarray(rows, dtype=np.int64)
     lcs = process.cdist([seqs[i] for i in rows], seqs, scorer=LCSseq.similarity, dtype=np.int32, workers=workers)
     den = lens[rows, None] + lens[None, :]
@@ -393,24 +422,26 @@ def homogenization_rougel(ctx, tokenizer: str = "rouge", max_work: float = 2e9, 
 
     from ..stats import normal_ci
 
-    toks = _tokens(ctx, tokenizer)
-    n = len(toks)
+    enc = _encoded(ctx, tokenizer)
+    n = len(enc[3])
     if n < 2:
         raise MetricSkipped("needs at least 2 rows")
-    lens = np.array([len(r) for r in toks], dtype=np.float64)
+    lens = enc[3].astype(np.float64)
     n_pairs = n * (n - 1) // 2
     work = n_pairs * max(lens.mean(), 1.0) * float(np.mean(np.ceil(np.maximum(lens, 1) / 64)))
     details = {"rows": n, "tokenizer": tokenizer, "pairs_total": n_pairs}
     if work <= max_work or n_pairs <= pairs:
-        value = rougel_pair_sum(toks, workers) / n_pairs
+        value = _rougel_pair_sum_encoded(enc, workers) / n_pairs
         return Score(float(value), None, {**details, "estimator": "exact"})
     process, LCSseq = _rapidfuzz()
     rng = ctx.rng("homogenization-rougel")
     i = rng.integers(0, n, size=pairs)
     j = rng.integers(0, n - 1, size=pairs)
     j = j + (j >= i)  # uniform over pairs of distinct rows
-    seqs = _lcs_inputs(toks)
-    lcs = process.cpdist([seqs[x] for x in i], [seqs[x] for x in j], scorer=LCSseq.similarity,
+    used, where = np.unique(np.concatenate([i, j]), return_inverse=True)  # only the sampled rows' strings
+    seqs = _lcs_inputs(enc, used.tolist())
+    wi, wj = where[:pairs], where[pairs:]
+    lcs = process.cpdist([seqs[x] for x in wi], [seqs[x] for x in wj], scorer=LCSseq.similarity,
                          dtype=np.int32, workers=workers)
     den = lens[i] + lens[j]
     f = np.divide(2.0 * lcs, den, out=np.zeros(len(den)), where=den > 0)
