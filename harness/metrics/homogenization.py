@@ -366,8 +366,6 @@ def _rapidfuzz():
 
 def rougel_pair_sum(token_rows, workers: int = -1, block_cells: int = 4_000_000) -> float:
     """Σ over unordered pairs i < j of ROUGE-L F = 2·LCS/(len_i + len_j) (0 if either row is empty), exactly."""
-    import numpy as np
-
     return _rougel_pair_sum_encoded(encode(token_rows), workers, block_cells)
 
 
