@@ -500,6 +500,7 @@ def main(argv=None) -> int:
                     break  # larger n would not finish either
     stream = streaming_run(args.out or WORK, max(args.limit, 1800.0)) if args.streaming else None
     load1 = os.getloadavg()
+    total = time.perf_counter() - t0
     if args.merge:
         old = json.loads(args.merge.read_text(encoding="utf-8"))
         ran = {r["family"] for r in results}
@@ -509,11 +510,14 @@ def main(argv=None) -> int:
         vec_info = vec_info or old.get("vectors", {})
         if stream is None:
             stream = old.get("streaming")
+        if not ran and not args.streaming:  # a re-render: the measured run's own load and time
+            load0, load1 = old["loadavg"]
+            total = old.get("seconds", total)
 
     out = []
     out.append(f"Measured with {platform.python_implementation()} {platform.python_version()}, "
                f"{os.cpu_count()} CPUs, load avg {load0[0]:.2f} at start / {load1[0]:.2f} at end, "
-               f"{time.perf_counter() - t0:.0f}s in all")
+               f"{total:.0f}s in all")
     out.append("")
     out.append(f"input: {meta['how']}")
     if vec_info or any(FAMILIES[f][1].startswith("vectors") for f in families):
@@ -548,7 +552,7 @@ def main(argv=None) -> int:
                    f"{stream['exit']}{', TIMED OUT' if stream['timed_out'] else ''}; load avg "
                    f"{stream['load_start']:.2f} -> {stream['load_end']:.2f}")
         for m, v in (stream.get("values") or {}).items():
-            out.append(f"  {m}: {v['value']:.6g} ({v['seconds'] or 0:.1f} s)")
+            out.append(f"- {m}: {v['value']:.6g} ({v['seconds'] or 0:.1f} s)")
     text = "\n".join(out)
     print(text)
     if args.out:
@@ -556,11 +560,15 @@ def main(argv=None) -> int:
         (args.out / "growth.md").write_text(text + "\n", encoding="utf-8")
         (args.out / "growth.json").write_text(json.dumps(
             {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpus": os.cpu_count(), "loadavg": [load0, load1],
+             "seconds": total,
              "input": meta, "vectors": vec_info, "sizes": sizes, "results": results, "fits": fits,
              "streaming": stream}, indent=2, default=str) + "\n", encoding="utf-8")
         if results:
             plot(results, families, args.out / "growth.png")
         print(f"\nwrote {args.out}/growth.md, growth.json" + (", growth.png" if results else ""))
+    if args.readme and results:
+        plot(results, families, args.readme.parent / "growth.png")  # committed beside the README
+        text += "\n\n![time and peak memory against n](growth.png)"
     if args.readme and not bench_run.update_readme(args.readme, "growth", text):
         print(f"growth: {args.readme} has no <!-- growth:begin --> / <!-- growth:end --> markers", file=sys.stderr)
     return 0

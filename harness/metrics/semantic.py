@@ -15,12 +15,15 @@ def pairwise_cosine_stats(X):
     """
     import numpy as np
 
-    X = np.asarray(X, dtype=np.float64)
-    X = X / np.linalg.norm(X, axis=1, keepdims=True).clip(min=1e-12)
+    X = np.asarray(X)
     n = X.shape[0]
-    S = X.sum(axis=0)
+    S = np.zeros(X.shape[1])
+    for _, U in _unit_chunks(X):  # float64 a chunk at a time: O(chunk d) extra memory at any n
+        S += U.sum(axis=0)
     mean_cos = (S @ S - n) / (n * (n - 1))
-    h1 = 1.0 - (X @ S - 1.0) / (n - 1)
+    h1 = np.empty(n)
+    for a, U in _unit_chunks(X):
+        h1[a:a + len(U)] = 1.0 - (U @ S - 1.0) / (n - 1)
     se = float(np.sqrt(4.0 * h1.var(ddof=1) / n))
     return float(1.0 - mean_cos), se, h1
 
@@ -50,6 +53,18 @@ def mean_pairwise_cosine_distance(ctx) -> Score:
 
 
 # ----------------------------------------------------------------------------- shared helpers
+
+def _unit_chunks(X, chunk: int = 8192):
+    """(start, float64 unit rows of X[start:start + chunk]) for consecutive chunks (rows of norm 0 stay 0)."""
+    import numpy as np
+
+    for a in range(0, X.shape[0], chunk):
+        U = np.asarray(X[a:a + chunk], dtype=np.float64).copy()
+        norms = np.sqrt(np.einsum("ij,ij->i", U, U))
+        np.maximum(norms, 1e-12, out=norms)
+        U /= norms[:, None]
+        yield a, U
+
 
 def _unit64(X):
     """float64 copy of X with unit rows (rows of norm 0 stay 0)."""
@@ -94,11 +109,7 @@ def vendi_score(X, chunk: int = 8192) -> float:
         M = U @ U.T
     else:
         M = np.zeros((d, d))
-        for i in range(0, n, chunk):
-            U = X[i:i + chunk].astype(np.float64)  # a fresh float64 copy, normalised in place
-            norms = np.sqrt(np.einsum("ij,ij->i", U, U))
-            np.maximum(norms, 1e-12, out=norms)
-            U /= norms[:, None]
+        for _, U in _unit_chunks(X, chunk):
             M += U.T @ U
     return float(np.exp(_spectrum_entropy(np.linalg.eigvalsh(M / n))))
 
@@ -255,8 +266,9 @@ def chamfer(ctx, max_queries: int = 10_000) -> Score:
     n = X.shape[0]
     if n < 3:
         raise MetricSkipped("needs at least 3 rows")
-    U = _unit64(X)
-    U32 = U.astype(np.float32)
+    U32 = np.empty(X.shape, dtype=np.float32)  # unit rows, float32 (no float64 copy of X: 1M rows fit)
+    for a, U in _unit_chunks(X):
+        U32[a:a + len(U)] = U
     # Euclidean on unit rows ranks like cosine; the neighbour's similarity is then recomputed in float64
     nn = NearestNeighbors(n_neighbors=1, algorithm="brute", metric="euclidean").fit(U32)
     if n <= max_queries:
@@ -267,7 +279,7 @@ def chamfer(ctx, max_queries: int = 10_000) -> Score:
         two = nn.kneighbors(U32[rows], n_neighbors=2, return_distance=False)
         # the row itself is one of its two nearest (an exact twin may tie with it: either is at distance 0)
         idx = np.where(two[:, 0] == rows, two[:, 1], two[:, 0])
-    dist = np.clip(1.0 - (U[rows] * U[idx]).sum(axis=1), 0.0, 2.0)
+    dist = np.clip(1.0 - (_unit64(X[rows]) * _unit64(X[idx])).sum(axis=1), 0.0, 2.0)
     order = np.argsort(dist, kind="stable")[:3]
     return Score(float(dist.mean()), bootstrap_ci(dist, seed=ctx.seed),
                  {"median": float(np.median(dist)), "share_below_0.05": float((dist < 0.05).mean()),
