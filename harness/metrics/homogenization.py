@@ -104,13 +104,36 @@ def _tokenizer(name: str):
 
 
 def _encoded(ctx, name: str):
-    """:func:`encode` of the context's rows under one tokenizer, computed once per context; the token lists
-    themselves are never all held (1M rows: integer arrays of 8 bytes a token instead of ~60)."""
+    """The context's rows under one tokenizer as (int32 token ids, None, None, row lengths, vocabulary size),
+    computed once per context and kept compact: the token lists are never all held (1M rows: 4 bytes a
+    token instead of ~60), and the row and position arrays are rebuilt by :func:`_full` while a metric runs."""
+    import numpy as np
+
     cache = ctx.__dict__.setdefault("_homogenization_encoded", {})
     if name not in cache:
         fn = _tokenizer(name)
-        cache[name] = encode(fn(t) for t in ctx.texts)
+        flat, _, _, lens, vocab = encode((fn(t) for t in ctx.texts), positions=False)
+        cache[name] = (flat.astype(np.int32) if vocab < 2**31 else flat, None, None, lens, vocab)
     return cache[name]
+
+
+def _full(enc):
+    """An :func:`encode` tuple with int64 ids and the row and position arrays, from a compact one."""
+    import numpy as np
+
+    flat, rows, pos, lens, vocab = enc
+    if rows is None:
+        flat = flat.astype(np.int64)
+        rows, pos = _rows_positions(lens, len(flat))
+    return flat, rows, pos, lens, vocab
+
+
+def _rows_positions(lens, total: int):
+    import numpy as np
+
+    rows = np.repeat(np.arange(len(lens), dtype=np.int64), lens)
+    starts = np.cumsum(lens) - lens
+    return rows, np.arange(total, dtype=np.int64) - np.repeat(starts, lens)
 
 
 # ----------------------------------------------------------------------------- n-gram ids
@@ -124,7 +147,7 @@ class _Vocab(dict):
         return v
 
 
-def encode(token_rows):
+def encode(token_rows, positions: bool = True):
     """Token rows (any iterable, read once) as integer arrays: (flat token ids, row of each token, position
     in its row, row lengths, vocabulary size).
 
@@ -143,9 +166,9 @@ def encode(token_rows):
         lengths.append(len(row))
     flat = np.frombuffer(ids, dtype=np.int64).copy()
     lens = np.frombuffer(lengths, dtype=np.int64).copy()
-    rows = np.repeat(np.arange(len(lens), dtype=np.int64), lens)
-    starts = np.cumsum(lens) - lens
-    pos = np.arange(len(flat), dtype=np.int64) - np.repeat(starts, lens)
+    if not positions:
+        return flat, None, None, lens, len(vocab)
+    rows, pos = _rows_positions(lens, len(flat))
     return flat, rows, pos, lens, len(vocab)
 
 
@@ -257,7 +280,7 @@ def self_bleu(ctx, max_n: int = 4, tokenizer: str = "13a") -> Score:
     enc = _encoded(ctx, tokenizer)
     if len(enc[3]) < 2:
         raise MetricSkipped("needs at least 2 rows")
-    per_row = _self_bleu_encoded(enc, max_n)
+    per_row = _self_bleu_encoded(_full(enc), max_n)
     return Score(float(np.mean(per_row)), None,
                  {"rows": len(enc[3]), "max_n": max_n, "tokenizer": tokenizer,
                   "median_row": float(np.median(per_row))})
@@ -330,7 +353,7 @@ def homogenization_bleu(ctx, max_order: int = 4, tokenizer: str = "13a") -> Scor
     enc = _encoded(ctx, tokenizer)
     if len(enc[3]) < 2:
         raise MetricSkipped("needs at least 2 rows")
-    per_row = _homogenization_bleu_encoded(enc, max_order)
+    per_row = _homogenization_bleu_encoded(_full(enc), max_order)
     return Score(float(np.mean(per_row)), None,
                  {"rows": len(enc[3]), "max_order": max_order, "tokenizer": tokenizer, "estimator": "exact"})
 
