@@ -20,7 +20,8 @@ reference (PRDC, MAUVE) take n rows per side: the reference is pool rows [0, n),
 Where the published code cannot finish within the limit at a goal size, agreement is still checked: rows
 are independent in self-BLEU and both homogenization scores, so the published per-row value (its own loop
 body, on the full data) is computed for 50 seeded random rows and compared with ours row by row; its full
-time is then estimated as the per-row time x n (marked "est.").
+time is then estimated as the per-row time x n, divided by the cores where it runs rows in a pool (Texygen)
+(marked "est.").
 
 The published code, as run here:
 - ``diversity`` 0.3.1 (Shaib et al. 2024): see bench/versus_lexical.py (its modules loaded from their files
