@@ -220,18 +220,6 @@ def tiled_vectors(which: str, n: int, seed: int):
     return out
 
 
-class _Fixed:
-    """An embedder that returns given vectors (the Context's embeddings)."""
-
-    identity = "growth-fixed"
-
-    def __init__(self, M):
-        self.M = M
-
-    def embed(self, texts, desc=""):
-        return self.M
-
-
 def worker_main(family: str, n: int) -> None:
     os.environ.update(bench_run.ENV)
     from harness import metrics
@@ -263,8 +251,8 @@ def worker_main(family: str, n: int) -> None:
         ref = None
         if kind == "vectors+ref":
             ref = Context(Corpus("ref", "ref", "text", tuple(map(str, range(n)))), seed=0,
-                          embedder=_Fixed(tiled_vectors("ref", n, seed=2)), role="reference")
-        ctx = Context(Corpus("cand", "cand", "text", tuple(map(str, range(n)))), seed=0, embedder=_Fixed(X),
+                          embedder=bench_run.FixedEmbedder(tiled_vectors("ref", n, seed=2)), role="reference")
+        ctx = Context(Corpus("cand", "cand", "text", tuple(map(str, range(n)))), seed=0, embedder=bench_run.FixedEmbedder(X),
                       reference=ref)
     # VmHWM, not ru_maxrss: ru_maxrss survives exec, so a worker started by a big parent (the one that
     # embedded the vectors) would report the parent's peak

@@ -55,6 +55,16 @@ ENV = {
 
 # ----------------------------------------------------------------------------- inputs
 
+class FixedEmbedder:
+    """An embedder that returns given vectors (a Context's embeddings in benchmarks on prepared vectors)."""
+
+    def __init__(self, M, identity: str = "bench-fixed"):
+        self.M, self.identity = M, identity
+
+    def embed(self, texts, desc=""):
+        return self.M
+
+
 def _has_text_field(path: Path) -> bool:
     with path.open(encoding="utf-8") as f:
         for line in f:
@@ -356,19 +366,10 @@ def worker_semantic(texts):
     m = min(n, SEMANTIC_METRIC_N)
     E, lab = unit_mixture(2 * m, seed=1)
 
-    class Fixed:
-        identity = "bench-random"
-
-        def __init__(self, M):
-            self.M = M
-
-        def embed(self, texts, desc=""):
-            return self.M
-
     def ctx_of(M, labels, name, reference=None):
         corpus = Corpus(name, name, "classification", tuple(str(i) for i in range(len(M))),
                         labels=tuple(f"c{x % 20}" for x in labels))
-        return Context(corpus, seed=0, embedder=Fixed(M), reference=reference)
+        return Context(corpus, seed=0, embedder=FixedEmbedder(M, "bench-random"), reference=reference)
 
     ref = ctx_of(E[m:], lab[m:], "ref")
     cand = ctx_of(E[:m], lab[:m], "cand", reference=ref)
@@ -515,20 +516,11 @@ def worker_distance(texts):
     E, vectors = _distance_vectors(2 * n, pair, os.environ.get("BENCH_DISTANCE_EMB", "mixture"))
     rows = []
 
-    class Fixed:
-        identity = "bench"
-
-        def __init__(self, M):
-            self.M = M
-
-        def embed(self, texts, desc=""):
-            return self.M
-
     def corpus(idx, name):
         return Corpus(name, name, "text", tuple(pair[i] for i in idx))
 
-    ref = Context(corpus(perm[n:], "ref"), seed=0, embedder=Fixed(E[perm[n:]]))
-    ctx = Context(corpus(perm[:n], "cand"), seed=0, embedder=Fixed(E[perm[:n]]), reference=ref)
+    ref = Context(corpus(perm[n:], "ref"), seed=0, embedder=FixedEmbedder(E[perm[n:]], "bench"))
+    ctx = Context(corpus(perm[:n], "cand"), seed=0, embedder=FixedEmbedder(E[perm[:n]], "bench"), reference=ref)
     try:
         _, s, c = _timed(lambda: __import__("mauve"))
         rows.append({"metric": "(import mauve-text: torch + transformers)", "seconds": s, "cpu": c,

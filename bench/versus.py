@@ -109,9 +109,9 @@ def ours_metric(name: str, **override):
         spec = metrics.get(name)
         if isinstance(inp, tuple):  # (reference vectors, candidate vectors)
             ref = Context(Corpus("ref", "ref", "text", tuple(map(str, range(len(inp[0]))))), seed=0,
-                          embedder=_Fixed(inp[0]), role="reference")
+                          embedder=bench_run.FixedEmbedder(inp[0]), role="reference")
             ctx = Context(Corpus("cand", "cand", "text", tuple(map(str, range(len(inp[1]))))), seed=0,
-                          embedder=_Fixed(inp[1]), reference=ref)
+                          embedder=bench_run.FixedEmbedder(inp[1]), reference=ref)
         else:
             ctx = Context(Corpus("bench", "bench", "text", tuple(inp)), seed=0)
         s = spec.fn(ctx, **{**spec.args, **override})
@@ -119,18 +119,6 @@ def ours_metric(name: str, **override):
                          "estimator": (s.details or {}).get("estimator")}
 
     return run
-
-
-class _Fixed:
-    """An embedder that returns given vectors."""
-
-    identity = "versus-fixed"
-
-    def __init__(self, M):
-        self.M = M
-
-    def embed(self, texts, desc=""):
-        return self.M
 
 
 def ours_vendi(X):

@@ -139,14 +139,6 @@ def _rows_positions(lens, total: int):
 # ----------------------------------------------------------------------------- n-gram ids
 
 
-class _Vocab(dict):
-    """token -> id, a new token getting the next id."""
-
-    def __missing__(self, key):
-        v = self[key] = len(self)
-        return v
-
-
 def encode(token_rows, positions: bool = True):
     """Token rows (any iterable, read once) as integer arrays: (flat token ids, row of each token, position
     in its row, row lengths, vocabulary size).
@@ -157,6 +149,8 @@ def encode(token_rows, positions: bool = True):
     from array import array
 
     import numpy as np
+
+    from .lexical import _Vocab
 
     vocab = _Vocab()
     get = vocab.__getitem__
