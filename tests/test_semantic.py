@@ -12,7 +12,7 @@ from sklearn.metrics.pairwise import cosine_distances
 from harness import metrics
 from harness.core import Corpus
 from harness.metrics.base import Context, MetricSkipped
-from harness.metrics.semantic import aps_stats, pairwise_cosine_stats, vendi_score
+from harness.metrics.semantic import aps_stats, pairwise_cosine_stats, vendi_form, vendi_score
 
 from .conftest import read_jsonl, shared
 
@@ -330,12 +330,60 @@ def test_real_vendi_matches_package(real_sets):
     vs = pytest.importorskip("vendi_score.vendi")
     X = real_sets["rand"].embeddings
     U = unit(X)
+    assert X.dtype == np.float32 and vendi_form(X) == "dual, mixed"
     assert vendi_score(X) == pytest.approx(vs.score_K(U @ U.T), rel=1e-6)
-    assert vendi_score(X) == pytest.approx(vs.score_dual(X.astype(np.float64)), rel=1e-9)
+    assert vendi_score(X) == pytest.approx(vs.score_dual(X.astype(np.float64)), rel=1e-7)
+    assert vendi_score(X, precision="float64") == pytest.approx(vs.score_dual(X.astype(np.float64)), rel=1e-9)
+    assert metrics.get("semantic/vendi")(real_sets["rand"]).details["precision"].startswith("float32 products")
+
+
+def _float32_gram_spectrum(X):
+    U = (X / np.linalg.norm(X.astype(np.float64), axis=1, keepdims=True)).astype(np.float32)
+    return np.linalg.eigvalsh((U.T @ U).astype(np.float64) / len(X))
+
+
+@pytest.mark.parametrize("case", ["rank300", "cone", "zero-columns", "near-copies"])
+def test_vendi_mixed_precision_matches_float64(case):
+    """float32 products with the near-zero band recomputed in float64 == the float64 sum, eigenvalue by
+    eigenvalue; in the low-rank case the recomputed band is 1e-13-exact where float32 alone is not."""
+    from harness.metrics.semantic import _dual_spectrum64, _dual_spectrum_mixed
+
+    rng = np.random.default_rng(7)
+    if case == "rank300":  # 84 near-zero eigenvalues: fewer than d/2, so pass 2 runs
+        X = rng.normal(size=(3000, 300)) @ rng.normal(size=(300, 384))
+    elif case == "cone":
+        X = rng.normal(size=(5000, 384)) + 0.3
+    elif case == "zero-columns":  # like MiniLM's 3 all-but-zero coordinates: negligible, left as they are
+        X = rng.normal(size=(2000, 384)) + 0.3
+        X[:, :3] = 0
+    else:  # a cloud of near-copies: tiny but real eigenvalues around 1e-8
+        X = rng.normal(size=384) + 1e-4 * rng.normal(size=(3000, 384))
+    X = X.astype(np.float32)
+    assert vendi_form(X) == "dual, mixed"
+    mixed, exact = np.sort(_dual_spectrum_mixed(X, 1000)), np.sort(_dual_spectrum64(X, 1000))
+    assert np.abs(mixed - exact).max() < 1e-8
+    assert vendi_score(X) == pytest.approx(vendi_score(X, precision="float64"), rel=1e-7)
+    assert vendi_score(X, chunk=333) == pytest.approx(vendi_score(X), rel=1e-7)
+    if case == "rank300":
+        band = exact < 1e-6
+        assert band.sum() == 84
+        assert np.abs(mixed[band] - exact[band]).max() < 1e-13
+        assert np.abs(np.sort(_float32_gram_spectrum(X))[band] - exact[band]).max() > 1e-11
+
+
+def test_vendi_precision_argument():
+    X = np.random.default_rng(0).normal(size=(500, 16))
+    assert vendi_form(X) == "dual, float64" and vendi_form(X.astype(np.float32)) == "dual, mixed"
+    assert vendi_form(X[:10]) == "kernel"
+    assert vendi_score(X, precision="mixed") == pytest.approx(vendi_score(X), rel=1e-7)
+    with pytest.raises(ValueError, match="precision"):
+        vendi_score(X, precision="half")
 
 
 def test_vendi_is_exact_for_collapsed_float32_rows():
     """float32 products would add rounding-noise entropy from the d - 1 empty directions."""
     x = np.random.default_rng(0).normal(size=384).astype(np.float32)
     X = np.tile(x, (1000, 1))
+    assert vendi_form(X) == "dual, mixed"
     assert vendi_score(X) == pytest.approx(1.0, abs=1e-9)
+    assert np.sort(_float32_gram_spectrum(X))[-2] > 1e-9  # what float32 alone would see

@@ -84,15 +84,22 @@ def _spectrum_entropy(w) -> float:
     return float(-(w * np.log(w)).sum())
 
 
-def vendi_score(X, chunk: int = 8192) -> float:
-    """Vendi score of the rows of X with the cosine kernel, exactly, without the n x n kernel.
+def vendi_score(X, chunk: int = 8192, precision: str = "auto") -> float:
+    """Vendi score of the rows of X with the cosine kernel, without the n x n kernel.
 
     VS = exp(-sum_i l_i log l_i) over the eigenvalues l_i of K/n, K = X X^T (unit rows). The nonzero
     eigenvalues of X X^T / n and X^T X / n are the same, so for n > d the d x d matrix is used, summed
-    over row chunks in float64: O(n d^2) time, O(chunk d + d^2) extra memory. float64 matters: in
-    float32 the d - 1 near-zero eigenvalues of a collapsed set each add rounding-noise entropy
-    (vendi-score's dual form on 1,000 copies of one float32 row gives 1.00016, not 1). For n <= d the
-    n x n kernel is smaller and used directly.
+    over row chunks: O(n d^2) time, O(chunk d + d^2) extra memory. For n <= d the n x n kernel is
+    smaller and used directly (float64).
+
+    ``precision``: "float64" sums the d x d matrix in float64 (relative error ~1e-13). "mixed" sums
+    float32 products like vendi-score's dual form (twice the BLAS speed) and then repairs the one place
+    where float32 goes wrong: near-zero eigenvalues (collapsed or low-rank sets), where rounding noise of
+    ~1e-8 poses as entropy (vendi-score's dual form on 1,000 copies of one float32 row gives 1.00016,
+    not 1). Eigenvalues in that band are recomputed in float64 (see _dual_spectrum_mixed), so copies
+    still give 1 to 1e-12; the others keep float32's ~1e-9 absolute error, and the score agrees with
+    "float64" to ~1e-8 relative on real MiniLM sets. "auto" (default) is "mixed" for float32 rows
+    (sentence-transformers' output) and "float64" otherwise.
 
     >>> import numpy as np
     >>> round(vendi_score(np.eye(5)), 6), round(vendi_score(np.ones((7, 3))), 6)
@@ -101,17 +108,102 @@ def vendi_score(X, chunk: int = 8192) -> float:
     import numpy as np
 
     X = np.asarray(X)
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
     n, d = X.shape
     if n == 0:
         raise ValueError("no rows")
-    if n <= d:
+    form = vendi_form(X, precision)
+    if form == "kernel":
         U = _unit64(X)
-        M = U @ U.T
+        w = np.linalg.eigvalsh(U @ U.T / n)
+    elif form == "dual, mixed":
+        w = _dual_spectrum_mixed(X, chunk)
     else:
-        M = np.zeros((d, d))
-        for _, U in _unit_chunks(X, chunk):
-            M += U.T @ U
-    return float(np.exp(_spectrum_entropy(np.linalg.eigvalsh(M / n))))
+        w = _dual_spectrum64(X, chunk)
+    return float(np.exp(_spectrum_entropy(w)))
+
+
+def vendi_form(X, precision: str = "auto") -> str:
+    """How vendi_score computes on X: "kernel" (n <= d, float64), "dual, mixed" or "dual, float64"."""
+    import numpy as np
+
+    if precision not in ("auto", "mixed", "float64"):
+        raise ValueError(f"precision must be auto, mixed or float64, not {precision!r}")
+    n, d = X.shape
+    if n <= d:
+        return "kernel"
+    if precision == "mixed" or (precision == "auto" and X.dtype == np.float32):
+        return "dual, mixed"
+    return "dual, float64"
+
+
+def _dual_spectrum64(X, chunk: int):
+    """Eigenvalues of U^T U / n (U: X with unit rows), summed over row chunks in float64."""
+    import numpy as np
+
+    n, d = X.shape
+    M = np.zeros((d, d))
+    buf = np.empty((min(chunk, n), d))  # one float64 buffer reused: no fresh pages per chunk
+    for a in range(0, n, chunk):
+        U = buf[:min(chunk, n - a)]
+        np.copyto(U, X[a:a + chunk])
+        s = np.einsum("ij,ij->i", U, U)
+        np.sqrt(s, out=s)
+        np.maximum(s, 1e-12, out=s)
+        U /= s[:, None]
+        M += U.T @ U  # numpy calls syrk for U.T @ U
+    return np.linalg.eigvalsh(M / n)
+
+
+def _dual_spectrum_mixed(X, chunk: int, floor: float = 1e-6, negligible: float = 1e-12):
+    """Eigenvalues of U^T U / n from float32 products, the ones below ``floor`` recomputed in float64.
+
+    Pass 1: unit rows in float32, each chunk's U^T U by float32 BLAS, summed in float64; eigvalsh.
+    Pass 2, only if m eigenvalues have |l| in [``negligible``, ``floor``) x trace (where float32 noise
+    of ~1e-9..1e-8 could pose as, or hide, entropy): the rows' projections P = U V_m on those
+    eigenvectors (float32 product, cast up) and the eigenvalues of P^T P / n in float64 replace them.
+    Their true values are ~|P|^2, so P's float32 error (~1e-7) enters as ~1e-14, not as the ~1e-8 of
+    the float32 matrix. Coupling to the kept eigenvectors is O(1e-9) and shifts them by its square.
+    Eigenvalues below ``negligible`` are kept as they are: whatever their true value, each adds under
+    3e-11 to the entropy (MiniLM has 3 such, from 3 all-but-zero coordinates). When more than half
+    the spectrum needs recomputing the float64 sum is cheaper, and is used.
+    """
+    import numpy as np
+
+    n, d = X.shape
+    M = np.zeros((d, d))
+    inv = np.empty(n, dtype=np.float32)
+    buf = np.empty((min(chunk, n), d), dtype=np.float32)
+    for a in range(0, n, chunk):
+        c = X[a:a + chunk]
+        U = buf[:len(c)]
+        s = np.einsum("ij,ij->i", c, c)
+        s = (1.0 / np.sqrt(np.maximum(s, 1e-30))).astype(np.float32)  # rows of norm 0 stay 0
+        inv[a:a + len(c)] = s
+        np.multiply(c, s[:, None], out=U)
+        M += U.T @ U
+    M /= n
+    w = np.linalg.eigvalsh(M)
+    trace = max(float(w.sum()), 1e-300)
+    small = (np.abs(w) >= negligible * trace) & (w < floor * trace)
+    m = int(small.sum())
+    if m == 0:
+        return w
+    w, V = np.linalg.eigh(M)
+    small = (np.abs(w) >= negligible * trace) & (w < floor * trace)
+    m = int(small.sum())
+    if m == 0:
+        return w
+    if 2 * m > d:
+        return _dual_spectrum64(X, chunk)
+    Vm = np.ascontiguousarray(V[:, small], dtype=np.float32)
+    B = np.zeros((m, m))
+    for a in range(0, n, chunk):
+        P = np.asarray(X[a:a + chunk] @ Vm, dtype=np.float64)
+        P *= inv[a:a + chunk, None]
+        B += P.T @ P
+    return np.concatenate([w[~small], np.linalg.eigvalsh(B / n)])
 
 
 def _normalised_entropy(counts, k: int) -> float:
@@ -226,8 +318,9 @@ def vendi(ctx) -> Score:
     Range [1, n]: 1 when every row says the same, n when all rows are orthogonal; with the cosine kernel
     it is also bounded by the embedding dimension d (384 for MiniLM), so it saturates for very diverse
     large sets. The exponential of the Shannon entropy of the eigenvalues of K/n, K_ij = cos(x_i, x_j).
-    Computed exactly in the dual form (the d x d matrix X^T X / n has the same nonzero eigenvalues),
-    O(n d^2): 100k rows take about a second. Below n of a few thousand it grows with n, so compare at one
+    Computed in the dual form (the d x d matrix X^T X / n has the same nonzero eigenvalues), O(n d^2),
+    from float32 products with the near-zero eigenvalues recomputed in float64 (within ~1e-8 of the
+    float64 value, collapsed sets exactly 1; see vendi_score): 100k MiniLM rows take about 0.2 s. Below n of a few thousand it grows with n, so compare at one
     ``--sample-size``. No interval: a bootstrap resample repeats rows and so biases the score down.
     Friedman & Dieng, "The Vendi Score: A Diversity Evaluation Metric for Machine Learning", TMLR 2023.
     """
@@ -236,8 +329,11 @@ def vendi(ctx) -> Score:
     if n < 2:
         raise MetricSkipped("needs at least 2 rows")
     value = vendi_score(X)
+    form = vendi_form(X)
     return Score(value, None, {"n": int(n), "dim": int(d), "per_row": value / n,
-                               "form": "dual (d x d)" if n > d else "kernel (n x n)"})
+                               "form": "dual (d x d)" if n > d else "kernel (n x n)",
+                               "precision": "float32 products, near-zero eigenvalues in float64"
+                               if form == "dual, mixed" else "float64"})
 
 
 @metric(needs=("embeddings",), higher_is_better=True, range="[0, 2]", size_dependent=True, seeded=True)
