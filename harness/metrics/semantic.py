@@ -320,8 +320,8 @@ def vendi(ctx) -> Score:
     large sets. The exponential of the Shannon entropy of the eigenvalues of K/n, K_ij = cos(x_i, x_j).
     Computed in the dual form (the d x d matrix X^T X / n has the same nonzero eigenvalues), O(n d^2),
     from float32 products with the near-zero eigenvalues recomputed in float64 (within ~1e-8 of the
-    float64 value, collapsed sets exactly 1; see vendi_score): 100k MiniLM rows take about 0.2 s. Below n of a few thousand it grows with n, so compare at one
-    ``--sample-size``. No interval: a bootstrap resample repeats rows and so biases the score down.
+    float64 value, collapsed sets exactly 1; see vendi_score): 100k MiniLM rows take about 0.2 s.
+    Below n of a few thousand it grows with n, so compare at one ``--sample-size``. No interval: a bootstrap resample repeats rows and so biases the score down.
     Friedman & Dieng, "The Vendi Score: A Diversity Evaluation Metric for Machine Learning", TMLR 2023.
     """
     X = ctx.embeddings
