@@ -475,14 +475,23 @@ def ngram_diversity_of(texts, max_n: int = 4) -> float:
     1.166667
     """
     import numpy as np
+    import pandas as pd
 
+    # one token stream (n-grams cross rows): each order's n-grams get compact codes from the previous
+    # order's codes and the next word, by hashing (pandas.factorize, O(N)) rather than sorting
     words = " ".join(texts).split(" ")
-    flat, rows, pos, lens, vocab = encode([words])
-    score = 0.0
-    for n, (gid, _) in enumerate(ngram_ids(flat, rows, pos, lens, vocab, max_n), start=1):
-        if len(gid) == 0:
-            raise ValueError(f"fewer than {n} words")
-        score += len(np.unique(gid)) / len(gid)
+    if len(words) < max_n:
+        raise ValueError(f"fewer than {max_n} words")
+    word, vocab = pd.factorize(np.asarray(words, dtype=object))
+    del words
+    word = word.astype(np.int64)
+    v = max(len(vocab), 1)
+    score = len(vocab) / len(word)
+    code = word
+    for n in range(2, max_n + 1):
+        # code < #(n-1)-grams <= N and v <= N: the key fits in int64 for N < 3·10^9
+        code, grams = pd.factorize(code[:-1] * v + word[n - 1:])
+        score += len(grams) / len(code)
     return score
 
 
