@@ -7,11 +7,17 @@ import math
 Z95 = 1.959963984540054
 
 
-def bootstrap_ci(values, statistic=None, n_boot: int = 1000, seed: int = 0, level: float = 0.95):
-    """Percentile bootstrap interval of ``statistic`` (default: the mean) over rows.
+def bootstrap_ci(values, statistic=None, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+                 grouped_from: int = 100_000, max_groups: int = 2_000):
+    """Percentile bootstrap interval of ``statistic`` (default: the mean; "std": the sample standard
+    deviation; or any function of a resampled array) over rows.
 
     Resampling is vectorised for the mean, in blocks of replicates that keep memory near 16 MB
-    whatever n; other statistics are evaluated per replicate.
+    whatever n; other statistics are evaluated per replicate. From ``grouped_from`` rows on, the mean
+    and "std" of values with at most ``max_groups`` distinct values (word counts, 0/1 flags) resample
+    the counts instead: a resample of n rows is a Multinomial(n, frequencies) draw over the distinct
+    values, and these statistics depend on the counts only, so the replicates have exactly the
+    bootstrap's distribution at O(n_boot x groups) cost instead of O(n_boot x n) (1M rows: ~13 s -> ms).
     Returns None for fewer than 2 values (no spread can be estimated).
     """
     import numpy as np
@@ -21,11 +27,23 @@ def bootstrap_ci(values, statistic=None, n_boot: int = 1000, seed: int = 0, leve
     if n < 2:
         return None
     rng = np.random.default_rng(seed)
-    if statistic is None:
+    grouped = None
+    if n >= grouped_from and (statistic is None or statistic == "std"):
+        v, c = np.unique(x, return_counts=True)
+        if len(v) <= max_groups:
+            grouped = x.mean(), v - x.mean(), c  # centred: the variance below does not cancel
+    if grouped is not None:
+        mu, v, c = grouped
+        w = rng.multinomial(n, c / c.sum(), size=n_boot) / n  # each replicate's share of each value
+        m = w @ v
+        reps = mu + m if statistic is None else np.sqrt(np.maximum(w @ (v * v) - m * m, 0.0) * n / (n - 1))
+    elif statistic is None:
         block = max(1, 1_000_000 // n)
         reps = np.concatenate([x[rng.integers(0, n, size=(min(block, n_boot - i), n))].mean(axis=1)
                                for i in range(0, n_boot, block)])
     else:
+        if statistic == "std":
+            statistic = lambda a: float(a.std(ddof=1))  # noqa: E731
         reps = np.array([statistic(x[rng.integers(0, n, size=n)]) for _ in range(n_boot)])
     a = (1 - level) / 2
     lo, hi = np.quantile(reps, [a, 1 - a])

@@ -17,7 +17,7 @@ from harness.data import load_corpus
 from harness.metrics.base import Context
 from harness.metrics.lexical import mattr_of
 
-from .conftest import shared
+from .conftest import read_jsonl, shared
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +146,33 @@ def test_bootstrap_interval_covers_the_truth():
         lo, hi = bootstrap_ci(x, seed=k, n_boot=400)
         hits += lo <= 10.0 <= hi
     assert 0.88 <= hits / 200 <= 0.99
+
+
+@pytest.mark.parametrize("statistic", [None, "std"])
+def test_grouped_bootstrap_has_the_bootstrap_distribution(statistic):
+    """Beyond 100k rows, word counts resample as multinomial counts: the same interval as resampling the
+    rows (within Monte Carlo error), and both match the textbook standard error."""
+    from harness.stats import bootstrap_ci
+
+    rows = read_jsonl(shared("intent_paraphrases_chatgpt_vs_crowd/clinc150/orig_train.jsonl"))
+    lens = np.array([len(brute_tokens(r["text"])) for r in rows], float)
+    x = np.random.default_rng(1).choice(lens, size=120_000)  # real lengths, 120k rows
+    n = len(x)
+    grouped = bootstrap_ci(x, statistic, n_boot=2000, seed=3)
+    rows_ci = bootstrap_ci(x, statistic, n_boot=2000 if statistic is None else 300, seed=3,
+                           grouped_from=10**9)
+    if statistic is None:
+        centre, se = x.mean(), x.std(ddof=1) / np.sqrt(n)
+    else:
+        centre = x.std(ddof=1)
+        m4 = ((x - x.mean()) ** 4).mean()
+        se = np.sqrt((m4 - centre ** 4) / n) / (2 * centre)  # delta method for the sd
+    for lo, hi in (grouped, rows_ci):
+        assert lo < centre < hi
+        assert (hi - lo) == pytest.approx(2 * 1.96 * se, rel=0.12)
+    assert grouped[0] == pytest.approx(rows_ci[0], abs=0.12 * (hi - lo))
+    assert grouped[1] == pytest.approx(rows_ci[1], abs=0.12 * (hi - lo))
+    assert bootstrap_ci(x[:5000], statistic, seed=3) == bootstrap_ci(x[:5000], statistic, seed=3, grouped_from=10**9)
 
 
 def test_diversity_orders_real_datasets():

@@ -344,5 +344,4 @@ def length_std(ctx) -> Score:
     x = _lengths(ctx)
     if len(x) < 2:
         raise MetricSkipped("needs at least 2 rows")
-    std = lambda v: float(v.std(ddof=1))  # noqa: E731
-    return Score(std(x), bootstrap_ci(x, std, n_boot=500, seed=ctx.seed))
+    return Score(float(x.std(ddof=1)), bootstrap_ci(x, "std", n_boot=500, seed=ctx.seed))
