@@ -44,21 +44,11 @@ def _labelled_short_pool() -> list[tuple[str, str]]:
     """(text, label) of every pool row with at most SHORT_WORDS words; the label is the source folder
     plus the row's own label where it has one ('banking77_real:card_arrival'), else the folder alone."""
     out = []
-    for path in bench_run.source_files():
+    for path, t, lab in bench_run.iter_pool_rows(bench_run.source_files()):
+        if len(t.split()) > SHORT_WORDS:
+            continue
         folder = path.relative_to(bench_run.DATA).parts[0]
-        with path.open(encoding="utf-8") as f:
-            for line in f:
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                t = row.get("text") if isinstance(row, dict) else None
-                if not isinstance(t, str) or not t.strip() or len(t.split()) > SHORT_WORDS:
-                    continue
-                lab = row.get("label")
-                out.append((t, folder if lab is None or str(lab).strip() == "" else f"{folder}:{lab}"))
+        out.append((t, folder if lab is None or str(lab).strip() == "" else f"{folder}:{lab}"))
     return out
 
 

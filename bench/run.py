@@ -86,19 +86,26 @@ def source_files() -> list[Path]:
     return [p for p in first + rest if _has_text_field(p)]
 
 
-def iter_pool(files: list[Path]):
-    """Non-empty ``text`` values of every file, in file order then line order."""
+def iter_pool_rows(files: list[Path]):
+    """(file, text, label or None) of every row with a non-empty ``text``, in file order then line order."""
     for path in files:
         with path.open(encoding="utf-8") as f:
             for line in f:
                 if not line.strip():
                     continue
                 try:
-                    t = json.loads(line).get("text")
-                except (json.JSONDecodeError, AttributeError):
+                    row = json.loads(line)
+                except json.JSONDecodeError:
                     continue
+                t = row.get("text") if isinstance(row, dict) else None
                 if isinstance(t, str) and t.strip():
-                    yield t
+                    yield path, t, row.get("label")
+
+
+def iter_pool(files: list[Path]):
+    """Non-empty ``text`` values of every file, in file order then line order."""
+    for _, t, _ in iter_pool_rows(files):
+        yield t
 
 
 def make_texts(n: int, files: list[Path] | None = None) -> tuple[list[str], int]:
@@ -297,21 +304,10 @@ def _vendi_kernel_child(n: int, seed: int) -> dict:
 def _labelled_pool(n: int) -> list[tuple[str, str | None]]:
     """The first ``n`` (text, label) pairs of the pool, in the same order as ``iter_pool``."""
     out = []
-    for path in source_files():
-        with path.open(encoding="utf-8") as f:
-            for line in f:
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                t = row.get("text") if isinstance(row, dict) else None
-                if isinstance(t, str) and t.strip():
-                    lab = row.get("label")
-                    out.append((t, None if lab is None else str(lab)))
-                    if len(out) == n:
-                        return out
+    for _, t, lab in iter_pool_rows(source_files()):
+        out.append((t, None if lab is None else str(lab)))
+        if len(out) == n:
+            break
     return out
 
 
