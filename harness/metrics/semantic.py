@@ -55,11 +55,17 @@ def mean_pairwise_cosine_distance(ctx) -> Score:
 # ----------------------------------------------------------------------------- shared helpers
 
 def _unit_chunks(X, chunk: int = 8192):
-    """(start, float64 unit rows of X[start:start + chunk]) for consecutive chunks (rows of norm 0 stay 0)."""
+    """(start, float64 unit rows of X[start:start + chunk]) for consecutive chunks (rows of norm 0 stay 0).
+
+    One buffer is reused (no fresh pages per chunk): use each chunk before asking for the next.
+    """
     import numpy as np
 
-    for a in range(0, X.shape[0], chunk):
-        U = np.asarray(X[a:a + chunk], dtype=np.float64).copy()
+    n = X.shape[0]
+    buf = np.empty((min(chunk, n), X.shape[1]))
+    for a in range(0, n, chunk):
+        U = buf[:min(chunk, n - a)]
+        np.copyto(U, X[a:a + chunk])
         norms = np.sqrt(np.einsum("ij,ij->i", U, U))
         np.maximum(norms, 1e-12, out=norms)
         U /= norms[:, None]
@@ -144,14 +150,7 @@ def _dual_spectrum64(X, chunk: int):
 
     n, d = X.shape
     M = np.zeros((d, d))
-    buf = np.empty((min(chunk, n), d))  # one float64 buffer reused: no fresh pages per chunk
-    for a in range(0, n, chunk):
-        U = buf[:min(chunk, n - a)]
-        np.copyto(U, X[a:a + chunk])
-        s = np.einsum("ij,ij->i", U, U)
-        np.sqrt(s, out=s)
-        np.maximum(s, 1e-12, out=s)
-        U /= s[:, None]
+    for _, U in _unit_chunks(X, chunk):
         M += U.T @ U  # numpy calls syrk for U.T @ U
     return np.linalg.eigvalsh(M / n)
 
