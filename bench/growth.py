@@ -129,10 +129,10 @@ def read_rows(n: int, path: Path = BIG) -> tuple[list[str], list[str]]:
 # ----------------------------------------------------------------------------- families
 
 FAMILIES = {
-    # family: (metric names or globs, input); "lexical" = the metrics of harness/metrics/lexical.py
+    # family: (metric names or globs, input); "lexical" = the metrics of harness/metrics/direct/lexical.py
     "lexical": (["lexical/distinct-*", "lexical/entropy-*", "lexical/compression-ratio", "lexical/mattr",
                  "lexical/vocab-size", "length/*"], "texts"),
-    # the published lexical scores of harness/metrics/homogenization.py (lexical/* names, another module)
+    # the published lexical scores of harness/metrics/direct/homogenization.py (lexical/* names, another module)
     "homogenization": (["lexical/self-bleu", "lexical/homogenization-*", "lexical/ngram-diversity"], "texts"),
     "dup-exact": (["dup/exact-rate"], "texts"),
     "dup-near": (["dup/near-rate"], "texts"),
@@ -173,7 +173,7 @@ def prepare_vectors() -> dict:
     (MiniLM, offline; its default on-disk cache keeps them for the next run) into WORK/*.npy."""
     import numpy as np
 
-    from harness.backends.embed import Embedder, resolve_embedder
+    from harness.resources.embedder import Embedder, resolve_embedder
 
     info = {}
     for which, path in (("cand", BIG), ("ref", REF10K)):
@@ -213,8 +213,8 @@ def tiled_vectors(which: str, n: int, seed: int):
 def worker_main(family: str, n: int) -> None:
     os.environ.update(bench_run.ENV)
     from harness import metrics
-    from harness.core import Corpus
     from harness.metrics.base import Context, MetricSkipped
+    from harness.types import Corpus
 
     names, kind = FAMILIES[family]
     specs = metrics.select(names)

@@ -26,7 +26,7 @@ WIDTH = 140
 
 
 def load(run_dir: Path):
-    from harness.results import load_results
+    from harness.run.store import load_results
 
     meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     recs = {(r.dataset, r.metric): r for r in load_results(run_dir)}
@@ -175,7 +175,7 @@ def main(argv=None) -> int:
     ap.add_argument("--run", default=str(ROOT / "reports" / "instruction"), help="the suite's run folder")
     ap.add_argument("--out", default=str(ROOT / "reports" / "instruction-faithfulness.md"))
     args = ap.parse_args(argv)
-    from harness.cache import atomic_write_text
+    from harness.resources.cache import atomic_write_text
 
     meta, recs, names = load(Path(args.run))
     text = render(meta, recs, names)

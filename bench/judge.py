@@ -1,7 +1,7 @@
 """Throughput of the local LLM judge (transformers serve + SmolLM2-135M-Instruct, CPU) on this machine.
 
 Prints a table (it is not a test). For each server thread count, one ``transformers serve`` process is
-started (its start-up time is measured) and judged through ``harness.backends.judge.Judge`` at each
+started (its start-up time is measured) and judged through ``harness.resources.judge_client.Judge`` at each
 client concurrency, every configuration into an empty judgment cache (so every row is a request), then
 once more from the cache. Rows are real, read in place from ``../shared/data``:
 
@@ -46,7 +46,7 @@ def _rows(path: Path, n: int) -> list[dict]:
 
 def workload(name: str, n: int):
     """(rubric, list of chat requests) for the workload."""
-    from harness.metrics.judge import _field, load_rubric
+    from harness.metrics.direct.judge import _field, load_rubric
 
     if name == "label":
         rub = load_rubric("label_correctness")
@@ -72,8 +72,8 @@ def server_cpu(proc) -> float | None:
 
 
 def run(workloads, n: int, concurrencies, threads_list) -> list[dict]:
-    from harness.backends.judge import Judge, LocalServer, resolve_judge
-    from harness.backends.lm import resolve_lm
+    from harness.resources.causal_lm import resolve_lm
+    from harness.resources.judge_client import Judge, LocalServer, resolve_judge
 
     location = resolve_lm("default").location
     rows = []

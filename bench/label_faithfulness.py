@@ -88,7 +88,7 @@ def main(argv=None) -> int:
     ap.add_argument("--run", default=str(ROOT / "reports" / "intent-clinc150"), help="a finished suite run folder")
     ap.add_argument("--out", default=str(ROOT / "reports" / "label-faithfulness-clinc150.md"))
     args = ap.parse_args(argv)
-    from harness.cache import atomic_write_text
+    from harness.resources.cache import atomic_write_text
 
     run_dir = Path(args.run).resolve()
     meta, recs, names = load(run_dir)

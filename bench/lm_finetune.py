@@ -2,10 +2,10 @@
 
     .venv/bin/python bench/lm_finetune.py [--budget 3000] [--modes lora,full] [--eval-rows 40] [--markdown]
 
-Fine-tunes the default causal LM (SmolLM2-135M-Instruct, ``harness.backends.lm.resolve_lm``) on real
+Fine-tunes the default causal LM (SmolLM2-135M-Instruct, ``harness.resources.causal_lm.resolve_lm``) on real
 Alpaca-GPT-4 rows from ../shared/data at a small token budget, into an empty checkpoint cache (so it
 really trains), and reports supervised (response) tokens per second and input tokens per second. Then it
-times lm-eval (``harness.lmeval.evaluate``, its results cache off) on each task alone: rolling
+times lm-eval (``harness.resources.lmeval.evaluate``, its results cache off) on each task alone: rolling
 log-likelihood over held-out human responses (Self-Instruct user-oriented) and 4-way multiple choice
 over AG News articles. Prints one table; ``--out DIR`` also writes ``lm_finetune.json``.
 Runs on a GPU too (the device is chosen by torch); the table names the device and the load average.
@@ -37,7 +37,7 @@ def _rows(path: Path, n: int) -> list[dict]:
 
 
 def bench_finetune(lm, mode: str, budget: int, threads: int | None, cache: Path) -> dict:
-    from harness.backends import causal_ft as ft
+    from harness.resources import causal_ft as ft
 
     rows = [r for r in _rows(DATA / "alpaca_gpt4_sample_999" / "alpaca_gpt4_sample.jsonl", 400) if r.get("output")]
     data = ft.TrainSet.instructions([r["instruction"] for r in rows], [r.get("input", "") for r in rows],
@@ -56,7 +56,7 @@ def bench_finetune(lm, mode: str, budget: int, threads: int | None, cache: Path)
 
 
 def bench_eval(lm, eval_rows: int, threads: int | None) -> list[dict]:
-    from harness import lmeval
+    from harness.resources import lmeval
 
     tasks = [lmeval.perplexity_task("self-instruct-user", DATA / "self_instruct_user_oriented_252" / "human_reference.jsonl",
                                     limit_rows=eval_rows),
@@ -87,7 +87,7 @@ def main(argv=None) -> int:
     for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
         os.environ.setdefault(k, "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from harness.backends.lm import resolve_lm
+    from harness.resources.causal_lm import resolve_lm
 
     lm = resolve_lm("default")
     load = os.getloadavg()
@@ -109,7 +109,7 @@ def main(argv=None) -> int:
     for e in evals:
         print(f"| {e['what']} | {e['docs']} | {e['eval_s']} | {e['docs_s']} |")
     if args.out:
-        from harness.cache import atomic_write_text
+        from harness.resources.cache import atomic_write_text
 
         Path(args.out).mkdir(parents=True, exist_ok=True)
         atomic_write_text(Path(args.out) / "lm_finetune.json",

@@ -81,8 +81,8 @@ def worker_main(length: str, n: int, batch: int, threads: str) -> None:
     import numpy as np
     import torch  # noqa: F401  (imports are not timed)
 
-    from harness.backends.lm import resolve_lm
-    from harness.backends.perplexity import PerplexityScorer
+    from harness.resources.causal_lm import resolve_lm
+    from harness.resources.perplexity import PerplexityScorer
 
     spec = resolve_lm("default")
     tmp = Path(tempfile.mkdtemp(prefix="synthbench-ppl-bench-"))
@@ -163,8 +163,8 @@ def demo_tokens() -> dict | None:
     try:
         from transformers import AutoTokenizer
 
-        from harness.backends.lm import resolve_lm
-        from harness.suite import load_dataset, load_suite
+        from harness.data.suite import load_dataset, load_suite
+        from harness.resources.causal_lm import resolve_lm
 
         suite = load_suite(ROOT / "suites" / "demo.yaml")
         ref = load_dataset(suite.reference, suite.normalize)
@@ -238,7 +238,7 @@ def main(argv=None) -> int:
         print(f"make demo with the fluency metrics: {demo['rows']} rows ({demo['unique']} distinct texts), "
               f"{demo['tokens']:,} tokens to score at <= {MAX_LENGTH}; at {rate:.0f} tokens/s (best long-text "
               f"rate above) that is about {demo['tokens'] / rate / 60:.0f} min on top of the demo's "
-              f"other metrics -> fluency/* is opt-in (OPT_IN in harness/metrics/__init__.py)")
+              f"other metrics -> fluency/* is opt-in (opt_in=True in its @metric declaration)")
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "perplexity.json").write_text(json.dumps({"results": results, "demo": demo}, indent=2) + "\n")

@@ -150,7 +150,7 @@ def _maxrss_mib() -> float:
 
 def _machine_busy_s() -> float | None:
     """CPU seconds all processes on this machine have been busy since boot (Linux /proc/stat)."""
-    from harness.backends.perplexity import _machine_busy_s as busy
+    from harness.resources.perplexity import _machine_busy_s as busy
 
     return busy()
 
@@ -189,8 +189,8 @@ def _run_metrics(ctx, specs, prep=()):
 
 def worker_lexical(texts):
     from harness import metrics
-    from harness.core import Corpus
     from harness.metrics.base import Context
+    from harness.types import Corpus
 
     ctx = Context(Corpus(name="bench", source="bench", kind="text", texts=tuple(texts)), seed=0)
     specs = metrics.select(["lexical", "length"])
@@ -207,8 +207,8 @@ def worker_dup(texts):
     import datasketch  # noqa: F401  (import cost is not part of the metric time)
 
     from harness import metrics
-    from harness.core import Corpus
     from harness.metrics.base import Context
+    from harness.types import Corpus
 
     ctx = Context(Corpus(name="bench", source="bench", kind="text", texts=tuple(texts)), seed=0)
     return {"rows": _run_metrics(ctx, [metrics.get("dup/exact-rate"), metrics.get("dup/near-rate")])}
@@ -218,7 +218,7 @@ def worker_embed(texts):
     import numpy as np
     import torch
 
-    from harness.backends.embed import Embedder, resolve_embedder
+    from harness.resources.embedder import Embedder, resolve_embedder
 
     threads = int(os.environ.get("BENCH_EMBED_THREADS") or os.cpu_count() or 1)
     torch.set_num_threads(threads)
@@ -315,9 +315,9 @@ def worker_semantic(texts):
     """Vendi at n rows (ours, dual form, beside vendi-score's dual and kernel forms), the other embedding
     metrics at 10k rows, and the surface metrics on 10k vs 10k real texts."""
     from harness import metrics
-    from harness.core import Corpus
     from harness.metrics.base import Context
-    from harness.metrics.semantic import vendi_score
+    from harness.metrics.direct.semantic import vendi_score
+    from harness.types import Corpus
 
     n = len(texts)
     rows = []
@@ -413,7 +413,7 @@ def _distance_vectors(n2: int, texts: list[str], kind: str):
         if p.returncode != 0:
             sys.stderr.write(p.stderr[-4000:])
             sys.exit("bench: embedding the distance inputs failed")
-        from harness.backends.embed import Embedder, resolve_embedder
+        from harness.resources.embedder import Embedder, resolve_embedder
 
         emb = Embedder(resolve_embedder("default"), progress=False)
         E = np.asarray(emb.embed(texts))
@@ -425,7 +425,7 @@ def _distance_vectors(n2: int, texts: list[str], kind: str):
 
 def distance_embed_main(n2: int) -> None:
     """Child process: make sure the first ``n2`` pool texts are in the embedding cache."""
-    from harness.backends.embed import Embedder, resolve_embedder
+    from harness.resources.embedder import Embedder, resolve_embedder
 
     texts, _ = make_texts(n2)
     emb = Embedder(resolve_embedder("default"), progress=False)
@@ -471,7 +471,7 @@ def prdc_child_main(which: str, n: int) -> None:
     X, _ = unit_mixture(2 * n, seed=2)
     real, fake = X[:n], X[n:]
     if which == "ours":
-        from harness.metrics.distance import prdc
+        from harness.metrics.direct.distance import prdc
 
         fn = lambda: prdc(real, fake, 5).values()  # noqa: E731
     else:
@@ -503,8 +503,8 @@ def worker_distance(texts):
     import numpy as np
 
     from harness import metrics
-    from harness.core import Corpus
     from harness.metrics.base import Context
+    from harness.types import Corpus
 
     n = len(texts)
     pair, _ = make_texts(2 * n)

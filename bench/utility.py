@@ -49,7 +49,7 @@ TIERS = ("tfidf-lr", "minilm-lr")
 
 def load(path: Path, name: str, rows=None):
     """A classification Corpus from JSONL, dropping rows with an empty text (snips/human has one)."""
-    from harness.core import CLASSIFICATION, Corpus
+    from harness.types import CLASSIFICATION, Corpus
 
     if rows is None:
         rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
@@ -89,7 +89,7 @@ def md(header, rows) -> str:
 
 
 def utility_scores(ctx, recipe, with_ref=True):
-    from harness.metrics import utility as U
+    from harness.metrics.indirect import utility as U
 
     s = {"acc": U.accuracy(ctx, recipe=recipe), "f1": U.macro_f1(ctx, recipe=recipe)}
     if with_ref:
@@ -111,7 +111,7 @@ def _majority(labels, label=None):
 # ----------------------------------------------------------------------------- blocks
 
 def block_intent(emb, datasets) -> str:
-    from harness.backends import train
+    from harness.resources import trainers as train
 
     lines, notes = [], []
     for ds in datasets:
@@ -178,13 +178,13 @@ def block_agnews(emb) -> str:
         (ctx_half,) = contexts([cand], pool, half, emb)
         row = [g, f"{len(raw):,}", f"{len(cand):,}", f"{len(seed_c)}"]
         for recipe in TIERS:
-            from harness.metrics import utility as U
+            from harness.metrics.indirect import utility as U
 
             a, f = U.accuracy(ctx_full, recipe=recipe), U.macro_f1(ctx_full, recipe=recipe)
             sa = U.accuracy(ctx_seed, recipe=recipe)
             row += [pct(a), pct(f), pct(sa)]
         for recipe in TIERS:
-            from harness.metrics import utility as U
+            from harness.metrics.indirect import utility as U
 
             row += [pct(U.gap(ctx_half, recipe=recipe), True),
                     rows_eq(U.real_equivalent(ctx_half, recipe=recipe, synthetic_curve=False))]
@@ -204,8 +204,8 @@ def block_agnews(emb) -> str:
 
 
 def block_timing(emb) -> str:
-    from harness.backends import train
-    from harness.metrics import utility as U
+    from harness.metrics.indirect import utility as U
+    from harness.resources import trainers as train
 
     pool, _ = load(DATA / "clinc150_real" / "train.jsonl", "clinc150_real train")
     test, _ = load(DATA / "clinc150_real" / "test.jsonl", "clinc150_real test")
@@ -249,8 +249,8 @@ def block_timing(emb) -> str:
 def block_ft(dataset: str, seeds: int, epochs: int) -> str:
     import torch
 
-    from harness.backends import train
-    from harness.metrics import utility as U
+    from harness.metrics.indirect import utility as U
+    from harness.resources import trainers as train
 
     ref, _ = load(INTENT / dataset / "orig_train.jsonl", "orig_train")
     test, _ = load(INTENT / dataset / "orig_test.jsonl", "orig_test")
@@ -276,9 +276,9 @@ def block_ft(dataset: str, seeds: int, epochs: int) -> str:
 
 def block_plots(emb, out: Path) -> str:
     from harness import __version__
-    from harness.core import Result, Signature
-    from harness.metrics import utility as U
-    from harness.report.plots import plot_learning_curves
+    from harness.metrics.indirect import utility as U
+    from harness.report.learning_curves import plot_learning_curves
+    from harness.types import Result, Signature
 
     ref, _ = load(INTENT / "clinc150" / "orig_train.jsonl", "orig_train")
     test, _ = load(INTENT / "clinc150" / "orig_test.jsonl", "orig_test")
@@ -307,7 +307,7 @@ def main() -> int:
 
     import platform
 
-    from harness.backends.embed import Embedder, resolve_embedder
+    from harness.resources.embedder import Embedder, resolve_embedder
 
     emb = Embedder(resolve_embedder("default"), progress=False)
     print(f"# synthbench utility bench\n\n{platform.platform()}, {os.cpu_count()} CPUs, "

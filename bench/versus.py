@@ -37,7 +37,7 @@ The published code, as run here:
 - ``mauve-text`` (Pillutla et al. 2021): ``compute_mauve(p_features, q_features)`` with its defaults (its own
   featurisation needs GPT-2 large from the hub); ours is ``distance/mauve`` as registered.
 - ``sentence-transformers``: ``SentenceTransformer(all-MiniLM-L6-v2).encode(texts)`` (batch 32, defaults);
-  ours is ``harness.backends.embed.Embedder`` into an empty cache.
+  ours is ``harness.resources.embedder.Embedder`` into an empty cache.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def vectors(n: int, offset: int = 0):
 
 
 def _embed_ours(ts, cache_dir: Path):
-    from harness.backends.embed import Embedder, resolve_embedder
+    from harness.resources.embedder import Embedder, resolve_embedder
 
     return Embedder(resolve_embedder("default"), cache_dir=cache_dir, progress=False).embed(ts)
 
@@ -108,8 +108,8 @@ def _embed_ours(ts, cache_dir: Path):
 def ours_metric(name: str, **override):
     def run(inp):
         from harness import metrics
-        from harness.core import Corpus
         from harness.metrics.base import Context
+        from harness.types import Corpus
 
         spec = metrics.get(name)
         if isinstance(inp, tuple):  # (reference vectors, candidate vectors)
@@ -127,7 +127,7 @@ def ours_metric(name: str, **override):
 
 
 def ours_vendi(X):
-    from harness.metrics.semantic import vendi_score
+    from harness.metrics.direct.semantic import vendi_score
 
     return vendi_score(X), {}
 
@@ -148,7 +148,7 @@ def theirs_vendi(form: str):
 
 
 def ours_prdc(pair):
-    from harness.metrics.distance import prdc
+    from harness.metrics.direct.distance import prdc
 
     real, fake = pair
     p = prdc(real, fake, k=5)
@@ -188,7 +188,7 @@ def theirs_encode(ts):
     import numpy as np
     from sentence_transformers import SentenceTransformer
 
-    from harness.backends.embed import resolve_embedder
+    from harness.resources.embedder import resolve_embedder
 
     model = SentenceTransformer(resolve_embedder("default").location, device="cpu")
     X = np.asarray(model.encode(ts, batch_size=32, normalize_embeddings=True), dtype=np.float32)
@@ -201,7 +201,7 @@ def theirs_encode(ts):
 
 
 def _rows_self_bleu_ours(ts, rows):
-    from harness.metrics import homogenization as H
+    from harness.metrics.direct import homogenization as H
 
     return H.self_bleu_rows([H.tokenize_13a(t) for t in ts])[rows]
 
@@ -216,7 +216,7 @@ def _rows_self_bleu_theirs(ts, rows):
 
 
 def _rows_hbleu_ours(ts, rows):
-    from harness.metrics import homogenization as H
+    from harness.metrics.direct import homogenization as H
 
     return H.homogenization_bleu_rows([H.tokenize_13a(t) for t in ts])[rows]
 
@@ -231,7 +231,7 @@ def _rows_hbleu_theirs(ts, rows):
 
 
 def _rows_rougel_ours(ts, rows):
-    from harness.metrics import homogenization as H
+    from harness.metrics.direct import homogenization as H
 
     return H.rougel_row_means([H.tokenize_rouge(t) for t in ts], rows)
 

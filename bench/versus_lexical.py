@@ -15,7 +15,7 @@ always the smallest change that runs the published code itself:
 - its BLEU homogenization calls ``evaluate.load("bleu")``, which needs the Hugging Face hub: ``EvaluateBleu``
   stands in for it with evaluate's own code (tensorflow/nmt ``compute_bleu`` and the 13a tokenizer, from
   sacrebleu), minus evaluate's Arrow bookkeeping, so the published timing is if anything too fast. The
-  package divides each row's BLEU by n − 1 twice (see ``harness/metrics/homogenization.py``); "theirs"
+  package divides each row's BLEU by n − 1 twice (see ``harness/metrics/direct/homogenization.py``); "theirs"
   multiplies its unrounded value by n − 1 to compare with ours.
 - self-BLEU as Texygen computes it (``SelfBleu.get_bleu_parallel``, Zhu et al. 2018): nltk ``sentence_bleu``
   of each row against all others, uniform weights, smoothing method 1, over a ``multiprocessing.Pool`` of
@@ -185,8 +185,8 @@ def theirs_ngram_diversity(texts) -> float:
 
 def _score(name: str, texts):
     from harness import metrics
-    from harness.core import Corpus
     from harness.metrics.base import Context
+    from harness.types import Corpus
 
     return metrics.get(name)(Context(Corpus("bench", "bench", "text", tuple(texts))))
 

@@ -17,8 +17,12 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 
 def shared(rel: str) -> Path:
+    """A file of ../shared/data: skipped where the data is absent, but a failure under CI (CI=true), which
+    always has it beside the clone, so that a moved file cannot silently turn tests into skips."""
     p = SHARED / rel
     if not p.exists():
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"../shared/data/{rel} is not available (CI=true: data tests must run)")
         pytest.skip(f"../shared/data/{rel} is not available")
     return p
 
@@ -52,6 +56,21 @@ class FakeEmbedder:
                 X[i, h % self.dim] += 1.0 if (h >> 8) & 1 else -1.0
         X[:, 0] += 0.01
         return X / np.linalg.norm(X, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def register_metrics():
+    """Register test metrics (declared with ``@metric(..., register=False)``) for one test."""
+    from harness import metrics
+
+    added: list[str] = []
+
+    def add(*fns):
+        metrics.register(*fns)
+        added.extend(d.name for f in fns for d in f.declarations)
+
+    yield add
+    metrics.unregister(*added)
 
 
 @pytest.fixture

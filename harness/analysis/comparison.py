@@ -1,0 +1,1084 @@
+"""Research comparisons of two candidates (``synthbench compare A B``): for every metric both runs computed
+comparably, A's value, B's value, the difference B - A with a 95% interval, a p-value, an effect size, the
+Benjamini-Hochberg adjusted p-value (q) over all metrics compared, and a verdict at q < 0.05.
+
+Nothing is taken on trust from the result files: the rows each run evaluated are reloaded the way its
+``run.json`` describes them (files, column mapping, suite filters, holdout, seeded sample) and checked
+against the recorded fingerprints; every metric is recomputed on them through the registry and
+:class:`harness.metrics.base.Context` (embeddings come from the SQLite-cached embedder, read once) and
+the recomputed value is checked against the stored one (a mismatch is reported as a warning).
+
+Resampling schemes, chosen per metric (the ``scheme`` column):
+
+``recompute`` (set-level statistics: distinct-n, entropy, compression, duplicate rates, Vendi, cluster
+    entropy, pairwise distance, Fréchet, MMD, PRDC, DCR, label and vocabulary divergences, ...).
+    *p-value*: a permutation test. A's and B's rows are pooled and reassigned at random to groups of
+    A's and B's sizes, the metric is recomputed on both groups (the reference and test held fixed: the
+    test is conditional on them, as both candidates share them) and p = (1 + #{|T*| >= |T|}) / (1 + N).
+    Rows are never duplicated, so duplicate rates, distinct-n, Vendi and nearest-neighbour metrics are
+    not biased the way a bootstrap with replacement biases them (a bootstrap resample repeats about
+    37% of the rows). H0 is that A's and B's rows are exchangeable (the same distribution), which
+    implies equal metric values. *Interval*: half-sampling (the delete-d jackknife with d = n/2, Shao &
+    Wu 1989): each replicate draws half of A's rows, half of B's and half of the shared reference and
+    test rows without replacement, and the *same* reference/test half serves A and B (paired). For a
+    mean, the spread of a half-sample around the full sample equals the full sample's sampling error
+    (finite-population factor (n - m)/n = 1/2 cancels the 1/m), so no rescaling is needed; it is also
+    consistent for non-smooth statistics. Size-dependent metrics are lower at half size: the interval
+    is centred on the observed difference (difference ± 1.96 SD of the replicate differences), which
+    removes that shift; their spread is rescaled by the ratio of full-size to half-size levels (see
+    :func:`half_sample_scale`: measured SD ratios 0.91-1.31 of the truth, 0.57 unrescaled for
+    vocabulary size). Metrics that are not size-dependent are not rescaled. *Effect*: the difference in units
+    of the pooled resampling SD, sqrt((SD_A^2 + SD_B^2) / 2) of each side's half-sample values (a
+    z-like standardisation that grows with n, not a Cohen-type effect size).
+``rows`` (means over rows of a per-row value that depends on the row alone and on the fixed
+    reference/test: mean length, copy and contamination rates, instruction-data defect rates). The
+    per-row values come from the recomputed Score (its row flags, or the row lengths) and their mean
+    is checked to equal the value. *p*: a permutation test of the per-row values (exactly the same
+    as recomputing the metric on relabelled rows, and cheap: 10,000 relabellings). *Interval*:
+    Newcombe's hybrid score interval for 0/1 rates, Welch's t-interval otherwise (conditional on the
+    reference/test: "how many rows copy *this* data"). *Effect*: Hedges' g (Cliff's delta in the JSON).
+``test-rows`` (utility: train on synthetic, test on real). Both classifiers predict the same real test
+    rows, so the pairing is over test rows: the per-test-row correctness (averaged over the training
+    seeds) of A's and B's models comes from the prediction cache (:mod:`harness.resources.trainers`), the
+    interval is a paired bootstrap over test rows (10,000 resamples; a mean over test rows has no
+    duplicate bias) and the p-value a paired sign-flip randomisation test (A's and B's predictions
+    swapped per test row); for accuracy the exact McNemar test on the first seed's predictions is
+    reported as a cross-check. The uncertainty is over test rows given the two training sets.
+    ``real-equivalent`` (a learning-curve inversion) has no per-row form and is not compared.
+    Utility metrics are left out of the default set: name them with ``--metrics utility/...``.
+
+Which metrics run by default: the cheap ones; MAUVE, classifier two-sample tests, per-class MAUVE,
+utility and fluency only when named with ``--metrics``, and in the default set any metric whose single
+evaluation takes more than ``SLOW_EVAL_S`` seconds is left out (and listed) because it is recomputed
+4 x N times.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from harness.errors import UserError
+from harness.stats import (
+    Z95,
+    bootstrap_weights,
+    percentile_interval,
+    permutation_pvalue,
+    resample_indices,
+    welch_diff_ci,
+)
+
+DEFAULT_RESAMPLES = 200
+ROW_PERMUTATIONS = 10_000
+TEST_ROW_RESAMPLES = 10_000
+SLOW_EVAL_S = 2.0
+ALPHA = 0.05
+
+# What each metric is for compare (heavy, size-dependent, value-neutral arguments, its per-row form) is
+# read off its declaration (harness/metrics/base.py): ``cost``, ``size_dependent``, ``neutral_args`` and
+# ``resample``.
+
+SCHEMES = {
+    "recompute": "set-level statistic, recomputed through the registry: permutation test over the pooled rows "
+                 "of A and B (reference/test fixed) for p; half-samples without replacement (A, B and the shared "
+                 "reference/test halved, the same reference/test half for A and B) for the interval, centred on "
+                 "the observed difference (size-dependent metrics: SD rescaled by the full/half-size level "
+                 "ratio); effect = difference / pooled half-sample SD. No row is ever duplicated, so "
+                 "duplicate, distinct-n, Vendi and nearest-neighbour metrics stay unbiased",
+    "rows": "mean of a per-row value that depends only on the row (and the fixed reference/test): permutation "
+            "test of the per-row values for p; Newcombe (0/1 rates) or Welch interval; effect = Hedges' g",
+    "test-rows": "utility: both models predict the same real test rows; paired bootstrap over test rows for the "
+                 "interval, paired sign-flip randomisation test for p (McNemar exact as a cross-check for "
+                 "accuracy); effect = Hedges' g of per-row correctness (macro-F1: difference / pooled bootstrap SD)",
+}
+
+
+# ----------------------------------------------------------------------------- what run.json records
+
+def _abs_spec(spec: str | None) -> str | None:
+    """A dataset argument made independent of the working directory (builtin:/hf: kept as they are)."""
+    if spec is None or spec.startswith(("builtin:", "hf:")):
+        return spec
+    p = Path(spec).expanduser()
+    return str(p.resolve()) if p.exists() else spec
+
+
+def load_record(candidates, reference, test, holdout, fields, split, schema, embedder) -> dict:
+    """What an evaluation of files must write to run.json so that ``compare`` can reload the same rows:
+    ``candidates`` is [[name, path], ...]; paths are made absolute."""
+    return {"command": "eval", "cwd": os.getcwd(), "fields": asdict(fields), "split": split,
+            "reference": _abs_spec(reference), "test": _abs_spec(test), "holdout": holdout,
+            "candidates": [[n, _abs_spec(p)] for n, p in candidates],
+            "schema": _abs_spec(schema), "embedder": embedder}
+
+
+def suite_load_record(suite_path) -> dict:
+    """What a suite run must write to run.json: the suite file and the data root its paths used."""
+    from harness.data.suite import data_root
+
+    return {"command": "run", "cwd": os.getcwd(), "suite": str(Path(suite_path).resolve()),
+            "data_root": str(data_root().resolve())}
+
+
+# ----------------------------------------------------------------------------- the two sides
+
+@dataclass
+class Side:
+    """One candidate of one results folder."""
+
+    label: str           # "A" or "B"
+    spec: str            # as given on the command line
+    folder: Path
+    name: str
+    meta: dict
+    info: dict           # its run.json entry (name, role, source, rows, fingerprint, sample, ...)
+    records: dict        # metric -> Result
+
+    @property
+    def rows(self) -> int:
+        return int(self.info.get("rows") or 0)
+
+    @property
+    def seed(self) -> int:
+        return int(self.meta.get("seed") or 0)
+
+    def describe(self) -> dict:
+        return {"spec": self.spec, "folder": str(self.folder), "name": self.name, "role": self.info.get("role"),
+                "rows": self.rows, "source": self.info.get("source"), "fingerprint": self.info.get("fingerprint"),
+                "sample": self.info.get("sample"), "seed": self.seed, "suite": (self.meta.get("suite") or {}).get("name")}
+
+
+def parse_target(spec: str) -> tuple[Path, str | None]:
+    """``DIR`` or ``DIR:NAME`` (the last colon splits, so a folder name may hold colons)."""
+    p = Path(spec).expanduser()
+    if p.is_dir():
+        return p, None
+    if ":" in spec:
+        folder, _, name = spec.rpartition(":")
+        if folder and Path(folder).expanduser().is_dir():
+            return Path(folder).expanduser(), name
+    raise UserError(f"{spec}: not a results folder",
+                    "give DIR or DIR:NAME, where DIR was written by 'synthbench eval --out DIR' or 'synthbench run'")
+
+
+def open_side(spec: str, label: str) -> Side:
+    from harness.run.store import RESULTS, load_results
+
+    folder, name = parse_target(spec)
+    if not (folder / RESULTS).exists():
+        raise UserError(f"{folder}: no {RESULTS} here", "give a folder written by 'synthbench eval --out' or 'synthbench run'")
+    meta_path = folder / "run.json"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{meta_path}: missing", "rerun the evaluation into this folder to recreate it") from None
+    except json.JSONDecodeError:
+        raise UserError(f"{meta_path}: not valid JSON", "rerun the evaluation into this folder to recreate it") from None
+    entries = {c["name"]: c for c in meta.get("candidates") or []}
+    ref = meta.get("reference")
+    names = list(entries) + ([ref["name"]] if ref else [])
+    if name is None:
+        if len(entries) != 1:
+            raise UserError(f"{folder} holds {len(entries)} candidates: name one as {folder}:NAME",
+                            f"available names: {', '.join(names)}")
+        name = next(iter(entries))
+    if name in entries:
+        info = entries[name]
+    elif ref and name == ref["name"]:
+        info = ref
+    else:
+        raise UserError(f"{folder}: no candidate named '{name}'", f"available names: {', '.join(names)}")
+    records = {r.metric: r for r in load_results(folder) if r.dataset == name}
+    return Side(label, spec, folder, name, meta, info, records)
+
+
+# ----------------------------------------------------------------------------- reloading the rows
+
+@contextmanager
+def _env(key: str, value: str | None):
+    old = os.environ.get(key)
+    if value is not None:
+        os.environ[key] = value
+    try:
+        yield
+    finally:
+        if value is not None:
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def _in_dir(spec: str | None, cwd: str | None) -> str | None:
+    """A recorded relative path, read from the folder the run was started in."""
+    if spec is None or spec.startswith(("builtin:", "hf:")) or not cwd or Path(spec).is_absolute():
+        return spec
+    return str(Path(cwd) / spec)
+
+
+def _loaded_inputs(side: Side, want_reference: bool, want_test: bool):
+    """(candidate, reference, test) as the run loaded them: before the holdout split and the sample."""
+    meta = side.meta
+    load = meta.get("load") or {}
+    command = load.get("command") or ("run" if meta.get("suite") else "eval")
+    role = side.info.get("role", "candidate")
+    if command == "run":
+        from harness.data.schema import resolve_for_candidates
+        from harness.data.suite import load_dataset, load_suite
+
+        cwd = load.get("cwd")
+        file = load.get("suite") or _in_dir((meta.get("suite") or {}).get("file"), cwd)
+        if not file:
+            raise UserError(f"{side.folder}/run.json: no suite file recorded", "rerun 'synthbench run' into this folder")
+        with _env("SYNTHBENCH_DATA", load.get("data_root")):
+            suite = load_suite(file)
+            reference = load_dataset(suite.reference, suite.normalize, schema=suite.schema)
+            test = load_dataset(suite.test, suite.normalize) if (suite.test and want_test) else None
+            cand = None
+            if role != "reference":
+                specs = {c.name: c for c in suite.candidates}
+                if side.name not in specs:
+                    raise UserError(f"{file}: no candidate named '{side.name}' any more",
+                                    "restore the suite as it was when the run was made")
+                cand_schema = resolve_for_candidates(suite.schema, reference)
+                cand = load_dataset(specs[side.name], suite.normalize, schema=cand_schema)
+        holdout = suite.holdout
+        seed = suite.seed
+    else:
+        from harness.data.load import FieldMap, load_corpus
+        from harness.data.schema import load_schema_file, resolve_for_candidates
+
+        cwd = load.get("cwd")
+        fields = FieldMap(**load["fields"]) if load.get("fields") else FieldMap()
+        split = load.get("split")
+        if load.get("candidates") is not None:
+            cand_specs = {n: _in_dir(p, cwd) for n, p in load["candidates"]}
+        else:  # run.json from before the load record: the recorded sources, default columns
+            cand_specs = {c["name"]: c["source"] for c in meta.get("candidates") or []}
+        ref_spec = _in_dir(load.get("reference"), cwd) if load else (meta.get("reference") or {}).get("source")
+        test_spec = _in_dir(load.get("test"), cwd) if load else (meta.get("test") or {}).get("source")
+        schema = load_schema_file(_in_dir(load["schema"], cwd)) if load.get("schema") else None
+        holdout = load.get("holdout")
+        seed = side.seed
+        need_ref = ref_spec is not None and (want_reference or role == "reference" or schema is not None
+                                             or (holdout and want_test))
+        reference = load_corpus(ref_spec, fields, split=split, schema=schema) if need_ref else None
+        if reference is not None and reference.name in cand_specs:
+            reference = replace(reference, name=reference.name + " (reference)")
+        cand = None
+        if role != "reference":
+            if side.name not in cand_specs:
+                raise UserError(f"{side.folder}/run.json: no source recorded for '{side.name}'",
+                                "rerun 'synthbench eval' into this folder")
+            cand = load_corpus(cand_specs[side.name], fields, name=side.name, split=split,
+                               schema=resolve_for_candidates(schema, reference))
+        test = load_corpus(test_spec, fields, name="test", split=split) if (test_spec and want_test and not holdout) else None
+    if holdout and reference is not None:
+        reference, test = reference.holdout(holdout, seed)
+    return cand, reference, test
+
+
+def _check_fp(side: Side, what: str, corpus, entry: dict | None):
+    if entry is None or corpus is None:
+        return
+    if corpus.fingerprint != entry.get("fingerprint"):
+        raise UserError(f"{side.folder}: the {what} reloaded from {entry.get('source')} is not the data the run "
+                        f"evaluated (fingerprint {corpus.fingerprint[:12]}, recorded {str(entry.get('fingerprint'))[:12]})",
+                        "restore the data as it was (same file, columns and suite), or rerun the evaluation into "
+                        "this folder; run.json written before 'compare' existed may lack the column mapping: rerun it")
+
+
+def evaluated_rows(side: Side, want_reference: bool, want_test: bool):
+    """(candidate, reference, test) exactly as the run's metrics saw them, fingerprints checked."""
+    from harness.run.runner import RunConfig, primary
+
+    cfg = RunConfig(seed=side.seed, sample_size=side.meta.get("sample_size"))
+    try:
+        cand, reference, test = _loaded_inputs(side, want_reference, want_test)
+    except UserError as e:
+        raise UserError(f"{side.folder}: cannot reload the data of '{side.name}': {e.what}",
+                        e.fix or "run compare where the evaluation ran, with the data in place") from None
+    reference = primary(reference, cfg) if reference is not None else None
+    if side.info.get("role") == "reference":
+        cand = reference
+    else:
+        cand = primary(cand, cfg)
+    _check_fp(side, f"candidate '{side.name}'", cand, side.info)
+    _check_fp(side, "reference", reference, side.meta.get("reference"))
+    _check_fp(side, "test split", test, side.meta.get("test"))
+    return cand, (reference if want_reference else None), (test if want_test else None)
+
+
+# ----------------------------------------------------------------------------- comparability
+
+def _uses(info) -> dict:
+    n = info.needs
+    return {"emb": "embeddings" in n or "reference_embeddings" in n,
+            "ref": "reference" in n or "reference_embeddings" in n, "test": "test" in n, "lm": "lm" in n}
+
+
+#: what the runner adds to a signature's arguments besides the metric function's own
+RUNNER_ARGS = {"tokenizer", "repeats", "lm"}
+
+
+def _fn_args(spec, record) -> dict:
+    """The metric function's arguments as the run used them (suite metric_args included)."""
+    params = inspect.signature(spec.fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):  # fn(ctx, **args)
+        return {k: v for k, v in record.signature.args.items() if k not in RUNNER_ARGS}
+    return {k: v for k, v in record.signature.args.items() if k in params and k != "ctx"}
+
+
+def _utility_kind(name: str) -> str | None:
+    if not name.startswith("utility/"):
+        return None
+    return name.rsplit("/", 1)[-1]
+
+
+def _skip_reason(side: Side, metric: str) -> str | None:
+    for d, m, why in side.meta.get("skipped") or []:
+        if d == side.name and m == metric:
+            return why
+    return None
+
+
+def incompatibility(metric: str, a: Side, b: Side) -> str | None:
+    """Why A's and B's values of ``metric`` cannot be compared (None: they can)."""
+    from harness import metrics as registry
+
+    if not registry.is_metric(metric):
+        return "not a registered metric (renamed or removed since the run)"
+    ra, rb = a.records.get(metric), b.records.get(metric)
+    for side, r in ((a, ra), (b, rb)):
+        if r is None:
+            why = _skip_reason(side, metric)
+            return f"{side.label} ({side.name}) has no result" + (f" ({why})" if why else "")
+    spec = registry.get(metric)
+    info = spec.info
+    use = _uses(info)
+    if use["lm"]:
+        return "needs the causal LM (fluency): compare does not recompute it; compare the stored intervals"
+    if info.resample == "none":
+        return "no per-test-row form (a learning-curve inversion): compare the stored intervals"
+    aa, ab = _fn_args(spec, ra), _fn_args(spec, rb)
+    if aa != ab:
+        diff = sorted(k for k in set(aa) | set(ab) if aa.get(k) != ab.get(k))
+        show = lambda d: ", ".join(f"{k}={d.get(k)}" for k in diff)  # noqa: E731
+        return f"metric arguments differ (A: {show(aa)}; B: {show(ab)}): rerun one with the other's metric_args"
+    ta, tb = ra.signature.args.get("tokenizer"), rb.signature.args.get("tokenizer")
+    if ta != tb:
+        return f"tokenizers differ (A: {ta}; B: {tb}): rerun both with this synthbench"
+    if use["emb"] and ra.signature.embedder != rb.signature.embedder:
+        return (f"embedders differ (A: {ra.signature.embedder}; B: {rb.signature.embedder}): "
+                "rerun both with the same --embedder")
+    if use["ref"] and ra.signature.data.get("reference") != rb.signature.data.get("reference"):
+        return ("different reference data (fingerprints "
+                f"{str(ra.signature.data.get('reference'))[:10]} and {str(rb.signature.data.get('reference'))[:10]}): "
+                "evaluate both against the same reference (same file, holdout, --sample-size and seed)")
+    if use["test"] and ra.signature.data.get("test") != rb.signature.data.get("test"):
+        return ("different test splits (fingerprints "
+                f"{str(ra.signature.data.get('test'))[:10]} and {str(rb.signature.data.get('test'))[:10]}): "
+                "evaluate both with the same --test (or holdout and seed)")
+    if info.size_dependent and a.rows != b.rows:
+        return (f"size-dependent, and evaluated on {a.rows} rows (A) and {b.rows} rows (B): "
+                f"rerun both with the same --sample-size (e.g. {min(a.rows, b.rows)})")
+    if info.seeded and ra.signature.seed != rb.signature.seed:
+        return (f"seeded metric computed with run seeds {ra.signature.seed} (A) and {rb.signature.seed} (B): "
+                "rerun both with the same --seed")
+    return None
+
+
+# ----------------------------------------------------------------------------- corpora and embeddings
+
+def take(corpus, idx, name: str | None = None):
+    """The rows ``idx`` of ``corpus`` (in that order) as a new Corpus."""
+    from harness.types import Corpus
+
+    pick = lambda seq: tuple(seq[int(i)] for i in idx)  # noqa: E731
+    return Corpus(name=name or corpus.name, source=corpus.source, kind=corpus.kind, texts=pick(corpus.texts),
+                  labels=pick(corpus.labels) if corpus.labels is not None else None,
+                  fields={k: pick(v) for k, v in corpus.fields.items()}, n_source_rows=len(idx))
+
+
+def pooled(a, b):
+    """A's rows then B's rows, with the labels and fields both have."""
+    from harness.types import Corpus
+
+    labels = a.labels + b.labels if (a.labels is not None and b.labels is not None) else None
+    keys = sorted(set(a.fields) & set(b.fields))
+    return Corpus(name="pooled", source="pooled", kind=a.kind, texts=a.texts + b.texts, labels=labels,
+                  fields={k: a.fields[k] + b.fields[k] for k in keys}, n_source_rows=len(a) + len(b))
+
+
+class VectorTable:
+    """Every vector a comparison needs, read once from the cached embedder and then looked up by text
+    (resampled corpora are cut from the same rows); unknown texts go to the embedder."""
+
+    def __init__(self, embedder, texts):
+        import numpy as np
+
+        self.base = embedder
+        self.identity = getattr(embedder, "identity", None) or getattr(getattr(embedder, "spec", None), "identity", None)
+        uniq = list(dict.fromkeys(texts))
+        self.index = {t: i for i, t in enumerate(uniq)}
+        self.matrix = np.asarray(embedder.embed(uniq, desc="embeddings (cache)")) if uniq else np.zeros((0, 1))
+
+    def embed(self, texts, desc: str = ""):
+        import numpy as np
+
+        texts = list(texts)
+        missing = list(dict.fromkeys(t for t in texts if t not in self.index))
+        if missing:
+            extra = np.asarray(self.base.embed(missing, desc=desc or "embedding"))
+            for t in missing:
+                self.index[t] = len(self.index)
+            self.matrix = np.vstack([self.matrix, extra]) if len(self.matrix) else extra
+        return self.matrix[[self.index[t] for t in texts]]
+
+
+def build_embedder(a: Side, b: Side, override: str | None, progress: bool):
+    """The run's embedder, rebuilt from run.json (or ``override``), checked against the recorded identity."""
+    from harness.resources.embedder import Embedder, resolve_embedder
+
+    identity = a.meta.get("embedder") or b.meta.get("embedder")
+    name = override or (a.meta.get("load") or {}).get("embedder") or (b.meta.get("load") or {}).get("embedder")
+    if name is None:
+        name = "default" if identity == "sentence-transformers/all-MiniLM-L6-v2" else identity
+    spec = resolve_embedder(name)
+    if identity is not None and spec.identity != identity:
+        raise UserError(f"the runs used the embedder {identity}, but '{name}' resolves to {spec.identity}",
+                        "pass --embedder with the model (folder) the runs used")
+    return Embedder(spec, progress=progress)
+
+
+# ----------------------------------------------------------------------------- per-row values
+
+def _flagged_indicator(score, n: int):
+    import numpy as np
+
+    x = np.zeros(n)
+    for rows in (score.rows or {}).values():
+        x[np.asarray(rows, dtype=int)] = 1.0
+    return x
+
+
+def row_values(metric: str, ctx, score):
+    """Per-row values whose mean is the metric's value (None if this metric has no exact per-row form
+    or the decomposition does not reproduce the value)."""
+    import numpy as np
+
+    from harness import metrics as registry
+
+    resample = registry.info(metric).resample if registry.is_metric(metric) else "set"
+    if resample == "row-lengths":
+        x = np.array([len(t) for t in ctx.tokens], dtype=np.float64)
+    elif resample == "row-flags":
+        x = _flagged_indicator(score, len(ctx.texts))
+    else:
+        return None
+    if len(x) == 0 or not math.isclose(float(x.mean()), float(score.value), rel_tol=1e-9, abs_tol=1e-12):
+        return None
+    return x
+
+
+def row_scheme(xa, xb, n_perm: int, rng) -> dict:
+    """Permutation test, interval and effect sizes for a mean of per-row values."""
+    import numpy as np
+
+    from harness.stats import cliffs_delta, hedges_g, newcombe_diff_ci
+
+    xa, xb = np.asarray(xa, dtype=np.float64), np.asarray(xb, dtype=np.float64)
+    na, nb = len(xa), len(xb)
+    diff = float(xb.mean() - xa.mean())
+    pool = np.concatenate([xa, xb])
+    total = pool.sum()
+    block = max(1, 2_000_000 // (na + nb))
+    null = []
+    for s in range(0, n_perm, block):
+        k = min(block, n_perm - s)
+        idx = np.argsort(rng.random((k, na + nb)), axis=1)[:, :na]
+        sa = pool[idx].sum(axis=1)
+        null.append((total - sa) / nb - sa / na)
+    p, used = permutation_pvalue(diff, np.concatenate(null))
+    binary = bool(np.isin(pool, (0.0, 1.0)).all())
+    if binary:
+        ci = newcombe_diff_ci(int(xa.sum()), na, int(xb.sum()), nb)
+        interval = "Newcombe hybrid score (0/1 rows)"
+    else:
+        ci = welch_diff_ci(xa, xb) if na > 1 and nb > 1 else None
+        interval = "Welch t"
+    return {"diff": diff, "ci": list(ci) if ci else None, "p": p, "resamples": used, "effect": hedges_g(xa, xb),
+            "effect_kind": "Hedges' g", "interval": interval, "cliffs_delta": cliffs_delta(xa, xb)}
+
+
+# ----------------------------------------------------------------------------- utility: per test row
+
+def _utility_parts(ctx, spec):
+    """(job, per-seed predictions of the metric's training set(s)) from the metric's own cached job.
+
+    Returns ("preds", y, [preds per seed]) for accuracy / macro-F1, or ("rows", per-row values) for
+    gap and mix-gain (per test row: mean over seeds of correct(with) - correct(without)).
+    """
+    import numpy as np
+
+    from harness.metrics.indirect import utility as U
+
+    kind = _utility_kind(spec.name)
+    args = dict(spec.args)
+    recipe, seeds = args.pop("recipe", "tfidf-lr"), args.pop("seeds", 3)
+    if kind == "mix-gain":
+        k = args.pop("k", 100)
+        args.pop("ratios", None)
+        args.pop("sweep", None)
+    job = U._job(ctx, recipe, seeds, args)
+    S = len(job.seeds)
+    if kind in ("accuracy", "macro-f1"):
+        return job.y, [np.asarray(p, dtype=object) for p in job.tstr()], None
+    if kind == "gap":
+        n = min(len(job.syn_texts), len(job.real()[0]))
+        with_ = lambda s: [("syn", job.subset("syn", s, n))]  # noqa: E731
+        without = lambda s: [("real", job.subset("real", s, n))]  # noqa: E731
+    else:
+        k = min(int(k), len(job.real()[0]))
+        with_ = lambda s: [("real", job.subset("real", s, k)), job.full("syn")]  # noqa: E731
+        without = lambda s: [("real", job.subset("real", s, k))]  # noqa: E731
+    a = job.run([(with_(s), s) for s in range(S)], "with")
+    b = job.run([(without(s), s) for s in range(S)], "baseline")
+    rows = np.mean([(pa == job.y).astype(float) - (pb == job.y) for pa, pb in zip(a, b)], axis=0)
+    return job.y, [np.asarray(p, dtype=object) for p in a], rows
+
+
+def _f1_parts(y, preds, classes):
+    """One-hot (n x C) true-positive, false-positive and false-negative indicators of each seed's predictions."""
+    import numpy as np
+
+    ix = {c: i for i, c in enumerate(classes)}
+    yi = np.array([ix[c] for c in y])
+    eye = np.eye(len(classes), dtype=np.float64)
+    out = []
+    for p in preds:
+        pi = np.array([ix[c] for c in p])
+        ok = (pi == yi)[:, None]
+        out.append((eye[yi] * ok, eye[pi] * ~ok, eye[yi] * ~ok))
+    return out
+
+
+def _macro_f1(tp, fp, fn):
+    """Macro-F1 over the classes present (in the truth or the predictions), as sklearn's f1_score; rows
+    of the inputs are replicates."""
+    import numpy as np
+
+    den = 2 * tp + fp + fn
+    present = den > 0
+    f1 = np.where(present, 2 * tp / np.where(present, den, 1), 0.0)
+    return f1.sum(axis=-1) / np.maximum(present.sum(axis=-1), 1)
+
+
+def utility_scheme(kind: str, ya, preds_a, rows_a, preds_b, rows_b, value_a, value_b, n_boot: int, rng) -> dict:
+    """Paired bootstrap over test rows, sign-flip randomisation p-value, McNemar (accuracy), effect size."""
+    import numpy as np
+
+    from harness.stats import hedges_g, mcnemar_exact
+
+    n = len(ya)
+    out: dict = {"notes": []}
+    if kind in ("accuracy", "gap", "mix-gain"):
+        va = rows_a if rows_a is not None else np.mean([(p == ya).astype(float) for p in preds_a], axis=0)
+        vb = rows_b if rows_b is not None else np.mean([(p == ya).astype(float) for p in preds_b], axis=0)
+        for v, value, who in ((va, value_a, "A"), (vb, value_b, "B")):
+            if not math.isclose(float(v.mean()), value, abs_tol=1e-9):
+                raise ValueError(f"the per-test-row values of {who} do not reproduce its value "
+                                 f"({float(v.mean())} vs {value})")
+        d = vb - va
+        diff = float(d.mean())
+        reps, null = [], []
+        for s in range(0, n_boot, max(1, 1_000_000 // n)):
+            k = min(max(1, 1_000_000 // n), n_boot - s)
+            reps.append(d[resample_indices(rng, n, k)].mean(axis=1))
+            null.append((d[None, :] * rng.choice((-1.0, 1.0), size=(k, n))).mean(axis=1))
+        reps = np.concatenate(reps)
+        out.update({"diff": diff, "ci": list(percentile_interval(reps, tails=(0.025, 0.975))),
+                    "effect": hedges_g(va, vb), "effect_kind": "Hedges' g (per test row)"})
+        p, used = permutation_pvalue(diff, np.concatenate(null))
+        if kind == "accuracy":
+            ca, cb = preds_a[0] == ya, preds_b[0] == ya
+            b_, c_ = int((ca & ~cb).sum()), int((~ca & cb).sum())
+            out["mcnemar"] = {"p": mcnemar_exact(b_, c_), "a_right_b_wrong": b_, "a_wrong_b_right": c_, "seed": 0}
+            out["notes"].append(f"McNemar exact p = {out['mcnemar']['p']:.3g} ({b_} vs {c_} discordant rows, first seed)")
+    else:  # macro-F1: not a mean over rows; recompute it on resampled / swapped rows
+        classes = sorted({*map(str, ya), *(str(x) for p in list(preds_a) + list(preds_b) for x in p)})
+        ys = np.array([str(x) for x in ya], dtype=object)
+        pa = [np.array([str(x) for x in p], dtype=object) for p in preds_a]
+        pb = [np.array([str(x) for x in p], dtype=object) for p in preds_b]
+        parts_a, parts_b = _f1_parts(ys, pa, classes), _f1_parts(ys, pb, classes)
+        f1 = lambda parts, W: np.mean([_macro_f1(W @ tp, W @ fp, W @ fn) for tp, fp, fn in parts], axis=0)  # noqa: E731
+        one = np.ones((1, n))
+        fa, fb = float(f1(parts_a, one)[0]), float(f1(parts_b, one)[0])
+        for got, value, who in ((fa, value_a, "A"), (fb, value_b, "B")):
+            if not math.isclose(got, value, abs_tol=1e-9):
+                raise ValueError(f"macro-F1 of {who} recomputed from its predictions is {got}, not {value}")
+        diff = fb - fa
+        ra, rb, null = [], [], []
+        block = max(1, 2_000_000 // n)
+        for s in range(0, n_boot, block):
+            k = min(block, n_boot - s)
+            W = bootstrap_weights(rng, n, k, np.float64)
+            ra.append(f1(parts_a, W))
+            rb.append(f1(parts_b, W))
+            swap = rng.random((k, n)) < 0.5
+            # A's predictions on the swapped rows become B's and the reverse (counts are linear in the swap)
+            S, K = swap.astype(np.float64), (~swap).astype(np.float64)
+            fa_s, fb_s = [], []
+            for (tpa, fpa, fna), (tpb, fpb, fnb) in zip(parts_a, parts_b):
+                fa_s.append(_macro_f1(K @ tpa + S @ tpb, K @ fpa + S @ fpb, K @ fna + S @ fnb))
+                fb_s.append(_macro_f1(K @ tpb + S @ tpa, K @ fpb + S @ fpa, K @ fnb + S @ fna))
+            null.append(np.mean(fb_s, axis=0) - np.mean(fa_s, axis=0))
+        ra, rb = np.concatenate(ra), np.concatenate(rb)
+        reps = rb - ra
+        sd = math.sqrt((ra.var(ddof=1) + rb.var(ddof=1)) / 2)
+        out.update({"diff": diff, "ci": list(percentile_interval(reps, tails=(0.025, 0.975))),
+                    "effect": diff / sd if sd > 0 else None,
+                    "effect_kind": "difference / pooled bootstrap SD"})
+        p, used = permutation_pvalue(diff, np.concatenate(null))
+    out.update({"p": p, "resamples": used, "interval": "paired bootstrap over test rows (percentile)"})
+    return out
+
+
+# ----------------------------------------------------------------------------- the comparison
+
+@dataclass
+class _Ctxs:
+    a: object
+    b: object
+    ref: object | None
+    test: object | None
+
+
+def _contexts(ca, cb, ref, test, emb, seed_a: int, seed_b: int) -> _Ctxs:
+    from harness.metrics.base import Context
+
+    test_ctx = Context(test, seed_a, emb, role="test") if test is not None else None
+    ref_ctx = Context(ref, seed_a, emb, test=test_ctx, role="reference") if ref is not None else None
+    return _Ctxs(Context(ca, seed_a, emb, reference=ref_ctx, test=test_ctx),
+                 Context(cb, seed_b, emb, reference=ref_ctx, test=test_ctx), ref_ctx, test_ctx)
+
+
+def _stored(record) -> float:
+    rep = (record.details or {}).get("repeats")
+    if isinstance(rep, dict) and rep.get("values"):
+        return float(rep["values"][0])  # the primary sample's value; the record holds a mean over samples
+    return float(record.value)
+
+
+@dataclass
+class _Row:
+    metric: str
+    spec: object
+    hib: bool | None
+    a: float = float("nan")
+    b: float = float("nan")
+    stored: tuple = (None, None)
+    seconds: float = 0.0
+    scheme: str = "recompute"
+    rows_a: object = None
+    rows_b: object = None
+    result: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+
+@contextmanager
+def _one_blas_thread():
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
+def _rng(seed: int, stream: int):
+    import numpy as np
+
+    return np.random.default_rng([int(seed), 7727, stream])
+
+
+def compare(a_spec: str, b_spec: str, metrics: list[str] | None = None, resamples: int = DEFAULT_RESAMPLES,
+            seed: int = 0, progress: bool = False, embedder=None, embedder_name: str | None = None,
+            log=None) -> dict:
+    """Compare candidate B with candidate A (see the module docstring); returns a JSON-ready dict.
+
+    ``a_spec``/``b_spec``: ``DIR`` or ``DIR:NAME``. ``metrics``: names, groups or globs (default: every
+    cheap metric both computed). ``embedder``: an object with ``embed(texts)`` and ``identity`` to use
+    instead of the run's (tests); ``embedder_name``: a model name or folder that overrides run.json's.
+    """
+
+    from harness import metrics as registry
+    from harness.metrics.base import MetricSkipped
+
+    log = log or (lambda msg: None)
+    if resamples < 20:
+        raise UserError(f"--resamples {resamples}: too few for a p-value or an interval", "give 20 or more (default 200)")
+    A, B = open_side(a_spec, "A"), open_side(b_spec, "B")
+    warnings: list[str] = []
+    if A.meta.get("harness") != B.meta.get("harness"):
+        warnings.append(f"the runs were made with synthbench {A.meta.get('harness')} (A) and "
+                        f"{B.meta.get('harness')} (B); values are recomputed with this version")
+    named = metrics is not None
+    if named:
+        names = [s.name for s in registry.select(metrics)]
+    else:
+        names = [m for m in registry.names() if m in A.records and m in B.records]
+    rows: list[_Row] = []
+    not_compared: list[dict] = []
+    for m in names:
+        decl = registry.info(m)
+        if not named and (decl.cost == "heavy" or decl.opt_in):
+            not_compared.append({"metric": m, "reason": f"heavy (seconds or more per evaluation, or model fits): "
+                                 f"name it with --metrics {m} to include it"})
+            continue
+        why = incompatibility(m, A, B)
+        if why:
+            not_compared.append({"metric": m, "reason": why})
+            continue
+        spec = registry.get(m)
+        args = {**spec.args, **_fn_args(spec, A.records[m])}
+        rows.append(_Row(m, registry.MetricSpec(m, spec.target, args), spec.info.higher_is_better))
+    if not rows:
+        shown = "; ".join(f"{d['metric']}: {d['reason']}" for d in not_compared[:3]) or "no metric was requested"
+        more = f" (and {len(not_compared) - 3} more)" if len(not_compared) > 3 else ""
+        fix = next((d["reason"].split(": ")[-1] for d in not_compared if ": " in d["reason"]),
+                   "evaluate both candidates with the same metrics, reference, --sample-size and seed")
+        raise UserError(f"nothing to compare between {A.spec} and {B.spec}: {shown}{more}", fix)
+
+    uses = [_uses(r.spec.info) for r in rows]
+    want_ref = any(u["ref"] for u in uses)
+    want_test = any(u["test"] for u in uses)
+    ca, ref, test = evaluated_rows(A, want_ref, want_test)
+    same = A.folder.resolve() == B.folder.resolve() and A.name == B.name
+    cb = ca if same else evaluated_rows(B, False, False)[0]
+    emb = None
+    if any(u["emb"] for u in uses):
+        base = embedder if embedder is not None else build_embedder(A, B, embedder_name, progress)
+        texts = list(ca.texts) + list(cb.texts) + (list(ref.texts) if ref is not None else []) + \
+            (list(test.texts) if test is not None else [])
+        emb = VectorTable(base, texts)
+        want = A.records[next(r.metric for r, u in zip(rows, uses) if u["emb"])].signature.embedder
+        if emb.identity != want:
+            raise UserError(f"the embedder given ({emb.identity}) is not the one the runs used ({want})",
+                            "pass --embedder with the runs' model")
+
+    # single-threaded BLAS: small eigendecompositions and GEMMs repeated thousands of times run many times
+    # faster on one thread than with OpenBLAS/OpenMP workers spin-waiting for busy cores
+    with _one_blas_thread():
+        # observed values, recomputed on the evaluated rows and checked against the stored ones
+        ctx = _contexts(ca, cb, ref, test, emb, A.seed, B.seed)
+        kept: list[_Row] = []
+        for r in rows:
+            try:
+                sa = r.spec(ctx.a)
+                t0 = time.perf_counter()  # timed on B: A's call paid the imports and the shared reference work
+                sb = r.spec(ctx.b)
+                r.seconds = time.perf_counter() - t0
+            except MetricSkipped as e:
+                not_compared.append({"metric": r.metric, "reason": f"skipped when recomputed: {e}"})
+                continue
+            r.a, r.b = float(sa.value), float(sb.value)
+            r.stored = (_stored(A.records[r.metric]), _stored(B.records[r.metric]))
+            for side, got, rec in ((A, r.a, A.records[r.metric]), (B, r.b, B.records[r.metric])):
+                want = _stored(rec)
+                if not math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-9):
+                    warnings.append(f"{r.metric}: recomputed {got:.6g} for {side.label} ({side.name}), stored {want:.6g}; "
+                                    "the comparison uses the recomputed values")
+            if "repeats" in (A.records[r.metric].details or {}) or "repeats" in (B.records[r.metric].details or {}):
+                r.notes.append("primary sample (the stored value is a mean over repeated samples)")
+            if not named and r.seconds > SLOW_EVAL_S:
+                not_compared.append({"metric": r.metric, "reason": f"slow ({r.seconds:.1f} s per evaluation, recomputed "
+                                     f"4 x {resamples} times): name it with --metrics {r.metric} to include it"})
+                continue
+            if r.spec.info.resample == "test-rows":
+                r.scheme = "test-rows"
+                try:
+                    ya, preds_a, rows_a = _utility_parts(ctx.a, r.spec)
+                    _, preds_b, rows_b = _utility_parts(ctx.b, r.spec)
+                    r.result = utility_scheme(_utility_kind(r.metric), ya, preds_a, rows_a, preds_b, rows_b,
+                                               r.a, r.b, max(resamples, TEST_ROW_RESAMPLES), _rng(seed, 3))
+                except (ValueError, MetricSkipped) as e:
+                    not_compared.append({"metric": r.metric, "reason": f"per-test-row form unavailable: {e}"})
+                    continue
+                r.notes += r.result.pop("notes", [])
+            else:
+                xa, xb = row_values(r.metric, ctx.a, sa), row_values(r.metric, ctx.b, sb)
+                if xa is not None and xb is not None:
+                    r.scheme = "rows"
+                    r.result = row_scheme(xa, xb, max(resamples, ROW_PERMUTATIONS), _rng(seed, 2))
+            kept.append(r)
+        rows = kept
+        heavy = [r for r in rows if r.scheme == "recompute"]
+        if heavy:
+            est = sum(r.seconds for r in heavy) * 4 * resamples
+            log(f"compare: recomputing {len(heavy)} metric(s) on {resamples} permutations and {resamples} half-samples "
+                f"(about {est / 60:.1f} min)")
+            _recompute(heavy, ca, cb, ref, test, emb, A.seed, B.seed, resamples, seed, progress)
+    # multiplicity, verdicts
+    ps = [r.result.get("p") for r in rows]
+    valid = [i for i, p in enumerate(ps) if p is not None and not math.isnan(p)]
+    from harness.stats import bh_adjust
+
+    qs = bh_adjust([ps[i] for i in valid])
+    for i, q in zip(valid, qs):
+        rows[i].result["q"] = q
+    if heavy and len(valid) / (resamples + 1) > ALPHA:
+        warnings.append(f"with {resamples} permutations the smallest p of a recomputed metric is 1/{resamples + 1}; "
+                        f"over {len(valid)} metrics a lone difference needs p ≤ {ALPHA}/{len(valid)} for q below "
+                        f"{ALPHA}: use --resamples {math.ceil(len(valid) / ALPHA)} or more, or fewer --metrics")
+    out_rows = [_finish(r) for r in rows]
+    return {
+        "a": A.describe(), "b": B.describe(),
+        "reference": _corpus_info(ref, A.meta.get("reference")), "test": _corpus_info(test, A.meta.get("test")),
+        "resamples": resamples, "row_permutations": max(resamples, ROW_PERMUTATIONS),
+        "test_row_resamples": max(resamples, TEST_ROW_RESAMPLES), "seed": seed, "alpha": ALPHA,
+        "metrics": out_rows, "not_compared": not_compared, "warnings": warnings, "schemes": SCHEMES,
+    }
+
+
+def _corpus_info(corpus, entry) -> dict | None:
+    if corpus is None:
+        return None
+    return {"name": corpus.name, "rows": len(corpus), "fingerprint": corpus.fingerprint,
+            "source": (entry or {}).get("source")}
+
+
+def _recompute(rows: list[_Row], ca, cb, ref, test, emb, seed_a, seed_b, resamples, seed, progress):
+    """Permutation test and half-sampling for the set-level metrics (one pass per replicate, every
+    metric evaluated on the same contexts so that shared work is done once)."""
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from harness.metrics.base import MetricSkipped
+
+    specs = []
+    for r in rows:
+        neutral = r.spec.info.neutral_args
+        specs.append(replace(r.spec, args={**r.spec.args, **neutral}) if neutral else r.spec)
+    na, nb = len(ca), len(cb)
+    pool = pooled(ca, cb)
+    perm = {r.metric: np.full(resamples, np.nan) for r in rows}
+    half_a = {r.metric: np.full(resamples, np.nan) for r in rows}
+    half_b = {r.metric: np.full(resamples, np.nan) for r in rows}
+    skipped: dict[str, str] = {}
+    fixed = _contexts(ca, cb, ref, test, emb, seed_a, seed_b)
+    rp, rh = _rng(seed, 0), _rng(seed, 1)
+
+    def evaluate(ctxs, out_a, out_b, i):
+        for r, spec in zip(rows, specs):
+            try:
+                va = spec(ctxs.a).value
+                vb = spec(ctxs.b).value
+            except MetricSkipped as e:
+                skipped.setdefault(r.metric, str(e))
+                continue
+            if out_b is None:
+                out_a[r.metric][i] = vb - va
+            else:
+                out_a[r.metric][i], out_b[r.metric][i] = va, vb
+
+    from harness.metrics.base import Context
+
+    with tqdm(total=2 * resamples, desc="compare: resampling", unit="replicate", disable=not progress) as bar:
+        for i in range(resamples):
+            idx = rp.permutation(na + nb)
+            pa, pb = take(pool, idx[:na], ca.name), take(pool, idx[na:], cb.name)
+            ctxs = _Ctxs(Context(pa, seed_a, emb, reference=fixed.ref, test=fixed.test),
+                         Context(pb, seed_b, emb, reference=fixed.ref, test=fixed.test), fixed.ref, fixed.test)
+            evaluate(ctxs, perm, None, i)
+            bar.update(1)
+        for i in range(resamples):
+            half = lambda c: take(c, np.sort(rh.choice(len(c), len(c) // 2, replace=False)))  # noqa: E731
+            ha, hb = half(ca), half(cb)
+            hr = half(ref) if ref is not None else None
+            ht = half(test) if test is not None else None
+            evaluate(_contexts(ha, hb, hr, ht, emb, seed_a, seed_b), half_a, half_b, i)
+            bar.update(1)
+    for r in rows:
+        diff = r.b - r.a
+        p, used = permutation_pvalue(diff, perm[r.metric])
+        va, vb = half_a[r.metric], half_b[r.metric]
+        ok = np.isfinite(va) & np.isfinite(vb)
+        d = (vb - va)[ok]
+        res = {"diff": diff, "p": p, "resamples": used, "half_samples": int(ok.sum()),
+               "interval": "half-sampling, difference ± 1.96 SD"}
+        if ok.sum() >= max(10, int(0.8 * resamples)):
+            scale = half_sample_scale(r.a, r.b, va[ok], vb[ok]) if _size_dependent(r) else 1.0
+            sd = float(d.std(ddof=1)) * scale
+            res["ci"] = [diff - Z95 * sd, diff + Z95 * sd]
+            res["ci_percentile"] = [float(diff + scale * x) for x in np.quantile(d - d.mean(), [0.025, 0.975])]
+            pooled_sd = scale * math.sqrt((va[ok].var(ddof=1) + vb[ok].var(ddof=1)) / 2)
+            res["effect"] = diff / pooled_sd if pooled_sd > 0 else (0.0 if diff == 0 else None)
+            res["effect_kind"] = "difference / pooled half-sample SD"
+            res["half_sample_sd"] = sd
+            res["half_sample_scale"] = scale
+        else:
+            res["ci"] = None
+            r.notes.append(f"no interval: the metric could not be computed on {resamples - int(ok.sum())} of "
+                           f"{resamples} half-samples ({skipped.get(r.metric, 'skipped')})")
+        if used < resamples:
+            r.notes.append(f"{resamples - used} permutation(s) skipped ({skipped.get(r.metric, '')})")
+        r.result = res
+
+
+def _size_dependent(r: _Row) -> bool:
+    return bool(r.spec.info.size_dependent)
+
+
+def half_sample_scale(a: float, b: float, half_a, half_b) -> float:
+    """How much larger the spread is at n rows than at n/2 for a size-dependent metric: the ratio of the
+    full-size level to the mean half-size level, (|a| + |b|) / (|mean a*| + |mean b*|), clipped to
+    [0.5, 2] (a constant coefficient of variation between n/2 and n). Vocabulary size, entropy and Vendi
+    grow with n, so their half-samples are less spread in absolute terms. Measured on disjoint 200-row
+    samples of CLINC150 ChatGPT paraphrases (half-sample SD of B - A over the true SD, 12 pairs x 100
+    half-samples): vocabulary size 0.57 unrescaled / 0.91 rescaled, near-duplicate rate 0.67 / 1.31,
+    distinct-2 1.00 / 0.91, entropy-2 0.96 / 1.03, compression ratio 0.96 / 1.05 (MATTR, not
+    size-dependent: 1.18). ``tests/integration/analysis/test_compare.py`` keeps a slow calibration test.
+
+    >>> round(half_sample_scale(750.0, 700.0, [500.0, 510.0], [470.0, 480.0]), 4)  # 1450 / 980
+    1.4796
+    """
+    import numpy as np
+
+    lev_half = abs(float(np.mean(half_a))) + abs(float(np.mean(half_b)))
+    lev_full = abs(a) + abs(b)
+    if lev_half <= 0 or lev_full <= 0 or not math.isfinite(lev_full / lev_half):
+        return 1.0
+    return min(2.0, max(0.5, lev_full / lev_half))
+
+
+def _verdict(hib, diff, q) -> str:
+    if hib is None:
+        return "·"
+    if q is None or math.isnan(q) or q >= ALPHA or diff == 0:
+        return "no significant difference"
+    better_b = (diff > 0) == bool(hib)
+    return "B better" if better_b else "A better"
+
+
+def _finish(r: _Row) -> dict:
+    res = r.result
+    q = res.get("q")
+    return {"metric": r.metric, "higher_is_better": r.hib, "a": r.a, "b": r.b,
+            "stored": list(r.stored), "diff": res.get("diff", r.b - r.a), "ci": res.get("ci"), "p": res.get("p"), "q": q,
+            "effect": res.get("effect"), "effect_kind": res.get("effect_kind"),
+            "verdict": _verdict(r.hib, res.get("diff", r.b - r.a), q), "scheme": r.scheme,
+            "resamples": res.get("resamples"), "interval": res.get("interval"),
+            "seconds_per_evaluation": round(r.seconds, 4), "notes": r.notes,
+            **{k: res[k] for k in ("cliffs_delta", "mcnemar", "half_samples", "ci_percentile", "half_sample_sd",
+                                   "half_sample_scale") if k in res}}
+
+
+# ----------------------------------------------------------------------------- rendering
+
+def _fmt(v) -> str:
+    from harness.report.markdown import fmt
+
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    return fmt(float(v))
+
+
+def _fmt_p(p) -> str:
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "–"
+    return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
+
+
+def _effect(row) -> str:
+    e = row.get("effect")
+    if e is None:
+        return "–"
+    kind = row.get("effect_kind") or ""
+    unit = "g" if kind.startswith("Hedges") else "Δ/SD"
+    return f"{unit} = {e:+.2f}"
+
+
+def _signed(v) -> str:
+    s = _fmt(v)
+    return s if s.startswith("-") or s == "–" else "+" + s
+
+
+def render_markdown(res: dict) -> str:
+    from harness.report.markdown import arrow, md_escape
+
+    a, b = res["a"], res["b"]
+
+    def who(s):
+        extra = f", suite {md_escape(s['suite'])}" if s.get("suite") else ""
+        return f"`{md_escape(s['spec'])}`: {md_escape(s['name'])} ({s['rows']} rows{extra})"
+
+    lines = [f"# synthbench compare: {md_escape(b['name'])} (B) vs {md_escape(a['name'])} (A)", "",
+             f"- **A** = {who(a)}", f"- **B** = {who(b)}"]
+    if res.get("reference"):
+        r = res["reference"]
+        lines.append(f"- reference (shared): {md_escape(r['name'])}, {r['rows']} rows, fingerprint {r['fingerprint'][:12]}")
+    if res.get("test"):
+        t = res["test"]
+        lines.append(f"- test split (shared): {t['rows']} rows, fingerprint {t['fingerprint'][:12]}")
+    used = {m["scheme"] for m in res["metrics"]}
+    how = [txt for scheme, txt in (
+        ("recompute", f"{res['resamples']} permutations and {res['resamples']} half-samples for recomputed metrics"),
+        ("rows", f"{res['row_permutations']:,} permutations for row-level metrics"),
+        ("test-rows", f"{res['test_row_resamples']:,} paired resamples and sign flips of the test rows for utility"))
+        if scheme in used]
+    lines += [f"- resampling: {'; '.join(how) or 'none'}; seed {res['seed']}",
+              f"- q = Benjamini-Hochberg adjusted p over the {len(res['metrics'])} metrics compared; "
+              f"verdict at q < {res['alpha']}, oriented by each metric's direction (↑/↓; · has none)", ""]
+    lines += ["| metric | A | B | B − A [95% CI] | p | q | effect | verdict | scheme |",
+              "|---|---:|---:|---|---:|---:|---|---|---|"]
+    for m in res["metrics"]:
+        ci = m.get("ci")
+        ci_txt = f" [{_signed(ci[0])}, {_signed(ci[1])}]" if ci else " [–]"
+        lines.append(f"| `{m['metric']}` {arrow(m['higher_is_better'])} | {_fmt(m['a'])} | {_fmt(m['b'])} | "
+                     f"{_signed(m['diff'])}{ci_txt} | {_fmt_p(m['p'])} | {_fmt_p(m.get('q'))} | {_effect(m)} | "
+                     f"{m['verdict']} | {m['scheme']} |")
+    notes = [(m["metric"], n) for m in res["metrics"] for n in m.get("notes", [])]
+    if notes:
+        lines += ["", "Notes:"] + [f"- `{m}`: {md_escape(n)}" for m, n in notes]
+    lines += ["", "Schemes:"] + [f"- **{k}**: {v}." for k, v in res["schemes"].items()
+                                 if any(m["scheme"] == k for m in res["metrics"])]
+    lines += ["- effect: Hedges' g (g) for means of per-row values; for set-level metrics the difference in units of "
+              "the pooled resampling SD (Δ/SD), which grows with n (a z-like score, not a Cohen-type effect size)."]
+    if res["not_compared"]:
+        heavy = [d["metric"] for d in res["not_compared"] if d["reason"].startswith("heavy")]
+        lines += ["", "Not compared:"] + [f"- `{d['metric']}`: {md_escape(d['reason'])}" for d in res["not_compared"]
+                                          if not d["reason"].startswith("heavy")]
+        if heavy:
+            lines.append("- left out of the default set as heavy (seconds or more per evaluation, or model fits); "
+                         "name them with --metrics to compare them: " + ", ".join(f"`{m}`" for m in heavy))
+    if res["warnings"]:
+        lines += ["", "Warnings:"] + [f"- {md_escape(w)}" for w in res["warnings"]]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(res: dict, md: str, target: Path) -> tuple[Path, Path]:
+    """FILE (Markdown) and the JSON next to it (FILE with .json), both written atomically."""
+    from harness.resources.cache import atomic_write_text
+
+    target = Path(target)
+    js = target.with_suffix(".json") if target.suffix.lower() in (".md", ".markdown") else Path(str(target) + ".json")
+    if js == target:
+        js = Path(str(target) + ".json")
+    atomic_write_text(target, md)
+    atomic_write_text(js, json.dumps(res, indent=2, ensure_ascii=False, default=_jsonable) + "\n")
+    return target, js
+
+
+def _jsonable(x):
+    import numpy as np
+
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)

@@ -1,1 +1,0 @@
-"""Heavy backends (embedders, trainers, LM evaluation). Each imports its libraries inside functions."""

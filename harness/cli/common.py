@@ -1,0 +1,97 @@
+"""Argument groups and terminal helpers shared by the commands (argparse-level only: nothing heavy)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def add_field_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("columns (defaults: text, label; or instruction, input, output)")
+    g.add_argument("--text-field", help="column holding the text (default: 'text', or the rendered "
+                   "instruction/input/output for instruction data)")
+    g.add_argument("--label-field", help="column holding the class label (default: 'label' if present)")
+    g.add_argument("--instruction-field", default="instruction")
+    g.add_argument("--input-field", default="input")
+    g.add_argument("--output-field", default="output")
+    g.add_argument("--split", help="split to read from a Hugging Face dataset folder or hub id (default: train)")
+
+
+def field_options(args) -> dict:
+    """The column mapping of ``add_field_flags`` as keyword arguments of ``harness.load`` / ``evaluate``."""
+    return {"text_field": args.text_field, "label_field": args.label_field,
+            "instruction_field": args.instruction_field, "input_field": args.input_field,
+            "output_field": args.output_field}
+
+
+def add_judge_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("LLM judge (the opt-in judge/ metrics)")
+    g.add_argument("--judge-url", "--judge", dest="judge_url", default="local", metavar="URL|local",
+                   help="'local' (default: transformers serve with SmolLM2-135M-Instruct on 127.0.0.1, offline) or "
+                        "the base URL of an OpenAI-compatible API, e.g. https://api.openai.com/v1")
+    g.add_argument("--judge-model", metavar="NAME", help="the judge model at --judge-url (required there); with "
+                   "'local': a local model folder to serve instead of the default")
+    g.add_argument("--judge-key-env", default="OPENAI_API_KEY", metavar="VAR",
+                   help="environment variable holding the API key (never read from a file; default OPENAI_API_KEY)")
+    g.add_argument("--judge-concurrency", type=int, default=2, metavar="N", help="requests in flight (default 2)")
+    g.add_argument("--judge-timeout", type=float, default=60.0, metavar="S", help="seconds per request (default 60)")
+    g.add_argument("--judge-retries", type=int, default=3, metavar="N",
+                   help="retries on connection errors, 429 and 5xx, with exponential backoff (default 3)")
+    g.add_argument("--judge-price-in", type=float, default=0.0, metavar="P", help="price per 1,000 prompt tokens")
+    g.add_argument("--judge-price-out", type=float, default=0.0, metavar="P",
+                   help="price per 1,000 completion tokens")
+
+
+def judge_options(args) -> dict:
+    return {"url": args.judge_url, "model": args.judge_model, "key_env": args.judge_key_env,
+            "concurrency": args.judge_concurrency, "timeout": args.judge_timeout, "retries": args.judge_retries,
+            "price_in": args.judge_price_in, "price_out": args.judge_price_out}
+
+
+def progress_enabled(no_progress: bool) -> bool:
+    """Progress bars only on a terminal, never under --no-progress or CI."""
+    if no_progress or os.environ.get("CI"):
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        return False
+    return sys.stderr.isatty()
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def summarize_skipped(skipped) -> list[str]:
+    """One line per reason: 'not computed (needs labels): 2 metric(s) for ds1, ds2: m1, m2'."""
+    by_reason: dict[str, tuple[list, list]] = {}
+    for d, m, why in skipped:
+        ds, ms = by_reason.setdefault(why, ([], []))
+        if d not in ds:
+            ds.append(d)
+        if m not in ms:
+            ms.append(m)
+    lines = []
+    for why, (ds, ms) in by_reason.items():
+        shown = ", ".join(ms[:6]) + (f", … ({len(ms)} in all)" if len(ms) > 6 else "")
+        lines.append(f"not computed ({why}): {len(ms)} metric(s) for {', '.join(ds)}: {shown}")
+    return lines
+
+
+def finish(run) -> int:
+    """Print a finished run's table and summary lines; the exit code (1 when a metric failed)."""
+    from harness.report.markdown import render_terminal, term_safe
+
+    print(render_terminal(run.results, run.meta))
+    out = run.out
+    written = getattr(run, "written", [])
+    log(f"{run.computed} computed, {run.reused} reused; wrote {out / 'results.jsonl'} and "
+        + ", ".join(str(p) for p in written))
+    for line in summarize_skipped(run.skipped):
+        log(line)
+    if run.failed:
+        for d, m, why in run.failed:
+            log(term_safe(f"FAILED: {d} {m}: {why}"))
+        log(f"{len(run.failed)} metric(s) failed (recorded in results.jsonl and shown in the report); "
+            "a rerun tries them again and reuses everything else")
+        return 1
+    return 0

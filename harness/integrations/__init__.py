@@ -1,0 +1,1 @@
+"""Faces of the harness inside other tools (Hugging Face ``evaluate`` modules)."""

@@ -1,0 +1,1 @@
+"""Running: the runner (plans and computes) and the result store (results.jsonl, row flags)."""
