@@ -50,7 +50,7 @@ browser:
 	  else echo "note: chromium not installed; the browser test will be skipped (apt-get install chromium)"; fi; }
 
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test-all: $(STAMP) browser
 	$(BIN)/python -m pytest -q -m "slow or not slow"

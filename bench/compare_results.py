@@ -76,7 +76,8 @@ def compare(before: Path, after: Path, tol: float) -> tuple[list[str], int]:
             continue
         why = _why(rb, ra)
         unexplained += why is None
-        changed.append((key, rb["value"], ra["value"], why or "**unexplained**"))
+        what = "" if not _close(rb["value"], ra["value"], tol) else " (the interval only)"
+        changed.append((key, rb["value"], ra["value"], (why or "**unexplained**") + what))
     lines.append(f"{equal} equal, {len(changed)} changed ({unexplained} unexplained), {len(only)} on one side only.")
     if changed:
         lines += ["", "| dataset | metric | before | after | why |", "|---|---|--:|--:|---|"]

@@ -189,9 +189,9 @@ class Run:
     @property
     def records(self) -> list[dict]:
         order = {(r.dataset, r.metric): i for i, r in enumerate(self.results)}
+        failed = {(d, m) for d, m, _ in self.failed}  # this run's failures, not an older run's
         recs = [d for d in self.store.records.values()
-                if (d["dataset"], d["metric"]) in order or d.get("status") == "failed"]
-        recs = [d for d in recs if d["dataset"] in self.evaluated]
+                if (d["dataset"], d["metric"]) in order or (d["dataset"], d["metric"]) in failed]
         return sorted(recs, key=lambda d: order.get((d["dataset"], d["metric"]), len(order)))
 
     def to_pandas(self):
@@ -242,7 +242,8 @@ class Run:
                     store.save_rows(d["signature_key"], doc["metric"], doc["rows"], doc["n"])
             store.flush()
             store.write_flags(self.results, self.evaluated, log=lambda m: None)
-        return write_report(target, self.results, self.meta)
+        self.written = write_report(target, self.results, self.meta)
+        return self.written
 
     def __repr__(self) -> str:
         names = list(self.evaluated)
@@ -361,7 +362,7 @@ def execute(candidates, reference, test, specs, out, *, seed: int = 0, sample_si
                  computed=outcome.computed, reused=outcome.reused, out=out, evaluated=outcome.evaluated,
                  store=outcome.store)
     if out is not None:
-        result.written = result.write()
+        result.write()
     return result
 
 
@@ -490,7 +491,7 @@ def compare(a, b, metrics=None, resamples: int | None = None, seed: int = 0, out
 
     ``a`` and ``b`` name a candidate of a run folder: ``"DIR:NAME"`` (or ``"DIR"`` when it has one
     candidate), or ``(run, name)`` with a :class:`Run` written to a folder. Returns the comparison
-    (``rows``: per metric A, B, B − A with a 95% interval, p, BH q, effect size, verdict); with ``out=``
+    (``metrics``: per metric A, B, B − A with a 95% interval, p, BH q, effect size, verdict); with ``out=``
     also writes its Markdown and JSON.
     """
     from harness.analysis.comparison import DEFAULT_RESAMPLES, render_markdown, write_outputs

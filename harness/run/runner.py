@@ -136,10 +136,10 @@ def combine_repeats(scores: list[Score], sizes: tuple[int, int], bounds=(-math.i
     the first sample's details."""
     import numpy as np
 
-    vals = np.array([s.value for s in scores], dtype=float)
-    mean = float(vals.mean())
     from harness.stats import t_half_width
 
+    vals = np.array([s.value for s in scores], dtype=float)
+    mean = float(vals.mean())
     half = t_half_width(vals)
     details = dict(scores[0].details)
     details["repeats"] = {"values": [float(v) for v in vals], "sample_size": sizes[0], "of": sizes[1],

@@ -138,3 +138,24 @@ def test_no_module_imports_a_private_helper_of_the_cli():
             if (private or outside) and "re.search" not in line:
                 offenders.append(f"{rel}: {line.strip()}")
     assert offenders == []
+
+
+def test_compare_two_candidates_of_an_api_run(rows, tmp_path):
+    import harness
+
+    for name in ("gpt", "human", "ref"):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[name]))
+    out = tmp_path / "o"
+    run = harness.evaluate([str(tmp_path / "gpt.jsonl"), str(tmp_path / "human.jsonl")],
+                           reference=str(tmp_path / "ref.jsonl"), metrics=["lexical/distinct-1", "length/mean-words"],
+                           sample_size=100, out=out)
+    assert run.meta["load"]["candidates"][0][0] == "gpt"  # compare can reload these rows
+    res = harness.compare((run, "gpt"), f"{out}:human", metrics=["lexical/distinct-1", "length/mean-words"],
+                          resamples=20, out=tmp_path / "cmp.md")
+    got = {r["metric"]: r for r in res["metrics"]}
+    stored = {(d["dataset"], d["metric"]): d["value"] for d in run.records}
+    assert got["lexical/distinct-1"]["a"] == pytest.approx(stored[("gpt", "lexical/distinct-1")])
+    assert got["length/mean-words"]["b"] == pytest.approx(stored[("human", "length/mean-words")])
+    assert (tmp_path / "cmp.md").exists()
+    with pytest.raises(harness.UserError, match="in memory"):
+        harness.compare((harness.evaluate(rows["gpt"][:20], metrics=["lexical/distinct-1"]), "candidate"), (run, "gpt"))
