@@ -494,8 +494,9 @@ def compare(a, b, metrics=None, resamples: int | None = None, seed: int = 0, out
     (``metrics``: per metric A, B, B − A with a 95% interval, p, BH q, effect size, verdict); with ``out=``
     also writes its Markdown and JSON.
     """
-    from harness.analysis.comparison import DEFAULT_RESAMPLES, render_markdown, write_outputs
+    from harness.analysis.comparison import DEFAULT_RESAMPLES
     from harness.analysis.comparison import compare as _compare
+    from harness.report.comparison_report import render_markdown, write_outputs
 
     def spec(x):
         if isinstance(x, tuple):

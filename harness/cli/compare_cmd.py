@@ -49,8 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     import sys
 
-    from harness.analysis.comparison import compare, render_markdown, write_outputs
+    from harness.analysis.comparison import compare
     from harness.cli.common import progress_enabled
+    from harness.report.comparison_report import render_markdown, write_outputs
 
     progress = progress_enabled(args.no_progress)
     metrics = [m for m in args.metrics.split(",") if m.strip()] if args.metrics else None

@@ -82,8 +82,9 @@ def run(args) -> int:
     from pathlib import Path
 
     from harness import metrics as registry
-    from harness.analysis.correlation import DEFAULT_UTILITY, correlate, render_markdown, utility_summary
+    from harness.analysis.correlation import DEFAULT_UTILITY, correlate, utility_summary
     from harness.errors import UserError
+    from harness.report.correlation_report import render_markdown
     from harness.resources.cache import atomic_write_text
 
     if args.boot < 100:

@@ -42,8 +42,9 @@ def run(args) -> int:
     from pathlib import Path
 
     from harness.errors import UserError
+    from harness.report.curation_report import compare_runs
     from harness.resources.cache import atomic_write_text
-    from harness.run.flags import compare_runs, curate
+    from harness.run.flags import curate
 
     if args.compare:
         if args.dataset or args.flags or args.drop:

@@ -82,10 +82,11 @@ def run(args) -> int:
     import os
 
     from harness import metrics as registry
-    from harness.analysis.validity import CORRUPTIONS, heatmap, render_markdown, summary_counts, validate
+    from harness.analysis.validity import CORRUPTIONS, summary_counts, validate
     from harness.cli.common import progress_enabled
     from harness.data.load import FieldMap, load_corpus
     from harness.errors import UserError
+    from harness.report.validity_report import heatmap, render_markdown
     from harness.resources.cache import atomic_write_text
 
     progress = progress_enabled(args.no_progress)

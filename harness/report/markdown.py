@@ -113,7 +113,7 @@ def render_markdown(results, meta: dict, summaries: dict[str, str]) -> str:
     if skipped:
         out += ["Not computed: " + "; ".join(f"{md_escape(d)} `{m}` ({md_escape(why)})" for d, m, why in skipped),
                 ""]
-    from harness.run.flags import flag_lines
+    from harness.report.curation_report import flag_lines
 
     out += flag_lines(results)
     expl = explanations(results)
