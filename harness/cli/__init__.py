@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_field_flags(e)
 
     mp = sub.add_parser("metrics", help="list every metric with its meaning and direction")
-    mp.add_argument("--markdown", action="store_true", help="print a Markdown table (as in the README)")
+    mp.add_argument("--markdown", action="store_true", help="print docs/metrics.md (the Markdown table of every metric)")
 
     s = sub.add_parser("run", help="run a suite (YAML) with resume; write results and the leaderboard",
                        description="Run every candidate of SUITE against its reference; finished results in "

@@ -96,16 +96,6 @@ def load_rows(out_dir: Path, key: str) -> dict | None:
     return d
 
 
-def rows_intact(out_dir: Path, result) -> bool:
-    """False when a reusable record says it flagged rows but its row file is missing or damaged
-    (the runner then computes it again rather than lose the flags)."""
-    counts = result.details.get("row_flags")
-    if counts is None:
-        return True
-    d = load_rows(out_dir, result.signature.key)
-    return d is not None and {r: len(v) for r, v in d["rows"].items()} == counts
-
-
 def _preview(text: str) -> str:
     return _WS.sub(" ", text).strip()[:PREVIEW]
 
