@@ -30,6 +30,14 @@ from harness.errors import UserError
 RUN_SCHEMA_VERSION = 1
 
 
+def log_line(msg: str) -> None:
+    """The default log: one line on stderr, with every control character, bidi override and line break
+    that data put into it shown as an escape (a label cannot colour, reorder or split the line)."""
+    from harness.report.markdown import term_safe
+
+    print(term_safe(msg), file=sys.stderr)
+
+
 # ----------------------------------------------------------------------------- data in
 
 def _fieldmap(text_field=None, label_field=None, instruction_field="instruction", input_field="input",
@@ -79,7 +87,7 @@ def _rows_of(data, what: str, split: str | None):
 
 def load(data, *, name: str | None = None, text_field: str | None = None, label_field: str | None = None,
          instruction_field: str = "instruction", input_field: str = "input", output_field: str = "output",
-         split: str | None = None, schema=None):
+         split: str | None = None, schema=None, strict: bool = False):
     """One dataset as a validated :class:`~harness.types.Corpus`.
 
     ``data`` is a path (``.jsonl .json .csv .tsv .parquet``, a Hugging Face ``save_to_disk`` folder, a
@@ -87,7 +95,8 @@ def load(data, *, name: str | None = None, text_field: str | None = None, label_
     dicts, a pandas DataFrame, a ``datasets.Dataset`` (or ``DatasetDict`` with ``split``) or a Corpus.
     Columns map as in the CLI: ``text`` and ``label``, or ``instruction``/``input``/``output``. ``schema``
     (a path to a schema YAML, a dict or a Schema) makes the load lenient: invalid rows are kept and counted
-    by ``format/invalid-rate``.
+    by ``format/invalid-rate``. Rows with empty or null text are left out and counted (``Corpus.empty_rows``,
+    ``format/empty-rate``); ``strict=True`` refuses them instead.
 
     >>> load(["a b", "c d"], name="toy").texts
     ('a b', 'c d')
@@ -101,11 +110,11 @@ def load(data, *, name: str | None = None, text_field: str | None = None, label_
         return replace(data, name=name) if name and name != data.name else data
     if isinstance(data, (str, os.PathLike)):
         named, spec = parse_named(str(data))
-        return load_corpus(spec, fields, name=name or named, split=split, schema=schema)
+        return load_corpus(spec, fields, name=name or named, split=split, schema=schema, strict=strict)
     what = f"dataset '{name}'" if name else "dataset"
     rows, source, word, start = _rows_of(data, what, split)
     return build_corpus(enumerate(rows, start), source=source, name=name or "data", fields=fields, row_word=word,
-                        schema=schema)
+                        schema=schema, strict=strict)
 
 
 def _schema(schema):
@@ -118,11 +127,16 @@ def _schema(schema):
     return load_schema_file(schema)
 
 
+class DataSpec(str):
+    """A string that names data (a path, ``NAME=PATH``, ``builtin:NAME``, ``hf:ID``), never a text: what the
+    command line passes, so a missing file is 'file not found' rather than a one-row dataset of its name."""
+
+
 def _is_spec(x) -> bool:
     """A string that names data (a path that exists, NAME=PATH, builtin:, hf:), not a text."""
     from harness.data.load import parse_named
 
-    if isinstance(x, os.PathLike):
+    if isinstance(x, (os.PathLike, DataSpec)):
         return True
     if not isinstance(x, str):
         return False
@@ -130,11 +144,25 @@ def _is_spec(x) -> bool:
     return spec.startswith(("builtin:", "hf:")) or Path(spec).expanduser().exists()
 
 
+def _looks_like_path(x) -> bool:
+    """A string shaped like a file name (no spaces; a data extension, a folder or NAME=PATH), not a text."""
+    from harness.data.load import KNOWN
+
+    if not isinstance(x, str) or not x or any(ch.isspace() for ch in x) or len(x) > 4096:
+        return False
+    spec = x.split("=", 1)[-1]
+    return spec.lower().removesuffix(".gz").endswith(tuple(KNOWN)) or "/" in spec
+
+
 def _candidates(candidates) -> list[tuple[str | None, object]]:
-    """(name or None, data) per candidate."""
+    """(name or None, data) per candidate. A list of strings is a list of data specs when each names data
+    (exists, ``builtin:``, ``hf:``) or each is shaped like a path (then a missing one is 'file not found',
+    never a one-row dataset of its name); otherwise it is a list of texts."""
     if isinstance(candidates, dict):
         return [(str(k), v) for k, v in candidates.items()]
-    if isinstance(candidates, (list, tuple)) and candidates and all(_is_spec(c) for c in candidates):
+    if isinstance(candidates, (list, tuple)) and candidates and all(
+            _is_spec(c) or _looks_like_path(c) for c in candidates) and any(
+            _is_spec(c) or _looks_like_path(c) for c in candidates):
         return [(None, c) for c in candidates]
     if (isinstance(candidates, (list, tuple)) and candidates
             and all(_is_frame(c) or _is_hf(c) or type(c).__name__ == "Corpus" for c in candidates)):
@@ -142,14 +170,14 @@ def _candidates(candidates) -> list[tuple[str | None, object]]:
     return [(None, candidates)]
 
 
-def load_candidates(candidates, fields: dict, split=None, schema=None) -> list:
+def load_candidates(candidates, fields: dict, split=None, schema=None, strict: bool = False) -> list:
     """The candidates of :func:`evaluate`, loaded and named apart (file stems, made unique as in the CLI)."""
     from harness.data.load import parse_named, unique_names
 
     items = _candidates(candidates)
     specs = []
     for i, (name, data) in enumerate(items):
-        if name is None and _is_spec(data):
+        if name is None and (_is_spec(data) or _looks_like_path(data)):
             specs.append(parse_named(str(data)))
         else:
             specs.append((name or getattr(data, "name", None) or (f"candidate-{i + 1}" if len(items) > 1
@@ -159,8 +187,8 @@ def load_candidates(candidates, fields: dict, split=None, schema=None) -> list:
         raise UserError("two candidates have the same name", "name them apart (a dict name -> data, or NAME=PATH)")
     out = []
     for nm, (_, data) in zip(names, items):
-        src = parse_named(str(data))[1] if _is_spec(data) else data
-        out.append(load(src, name=nm, split=split, schema=schema, **fields))
+        src = parse_named(str(data))[1] if (_is_spec(data) or _looks_like_path(data)) else data
+        out.append(load(src, name=nm, split=split, schema=schema, strict=strict, **fields))
     return out
 
 
@@ -228,11 +256,12 @@ class Run:
         """Write results.jsonl, the row flags, run.json and the reports into ``out`` (default: the run's own
         folder); an in-memory run is written out whole."""
         from harness.report.write import write_report
+        from harness.run.outdir import claim
         from harness.run.store import ResultStore
 
-        target = Path(out) if out is not None else self.out
-        if target is None:
+        if out is None and self.out is None:
             raise UserError("this run has no output folder", "give one: run.write('results/')")
+        target = claim(out if out is not None else self.out)
         if self.out is None or target.resolve() != self.out.resolve():
             store = ResultStore(target, quote_text=getattr(self.store, "quote_text", True))
             for d in self.records:
@@ -251,38 +280,44 @@ class Run:
                 f"failed, {len(self.skipped)} not computed{f', in {self.out}' if self.out else ''}>")
 
 
-def resolve_sample_size(value, candidates, flag="--sample-size"):
-    """N, 'min' (the smallest candidate's size) or None; refused when a candidate is smaller than N."""
+def resolve_sample_size(value, candidates, flag="--sample-size", reference=None):
+    """N, 'min' (the smallest dataset's size: candidates and reference) or None; refused when a candidate
+    or the reference is smaller than N (the two would then be scored at different sizes)."""
     if value in (None, ""):
         return None
+    sized = list(candidates) + ([reference] if reference is not None else [])
     if value == "min":
-        return min(len(c) for c in candidates)
+        return min(len(c) for c in sized)
     try:
         n = int(value)
     except (TypeError, ValueError):
         raise UserError(f"{flag} {value}: not a number", "give N (an integer) or 'min'") from None
     if n < 2:
         raise UserError(f"{flag} {n}: too small", "give at least 2")
-    small = [c for c in candidates if len(c) < n]
+    small = [c for c in sized if len(c) < n]
     if small:
-        raise UserError(f"{flag} {n}: {small[0].name} has only {len(small[0])} rows",
-                        f"use {flag} {min(len(c) for c in candidates)} or less (or 'min')")
+        what = "the reference " if small[0] is reference else ""
+        raise UserError(f"{flag} {n}: {what}{small[0].name} has only {len(small[0])} rows",
+                        f"use {flag} {min(len(c) for c in sized)} or less (or 'min')")
     return n
 
 
-def check_label_overlap(candidates, reference) -> None:
-    """A labelled candidate that shares no label with a labelled reference is almost always a label-name
-    mismatch (0/1 against neg/pos): every label metric would compare nothing with something."""
+def label_mismatch(candidates, reference) -> dict[str, str]:
+    """{candidate name: why} for each labelled candidate that shares no label with a labelled reference.
+
+    That is almost always a label-name mismatch (0/1 against neg/pos): every label metric would compare
+    nothing with something, so those are not computed for it (with this reason); the rest are.
+    """
     if reference is None or reference.labels is None:
-        return
+        return {}
     ref = set(reference.labels)
+    out = {}
     for c in candidates:
         if c.labels is not None and not set(c.labels) & ref:
             mine = ", ".join(sorted(set(c.labels))[:5])
             theirs = ", ".join(sorted(ref)[:5])
-            raise UserError(f"{c.source}: no label in common with the reference {reference.name} "
-                            f"(candidate: {mine}; reference: {theirs})",
-                            "map the candidate's labels to the reference's names (or pick the right label column)")
+            out[c.name] = f"no label in common with the reference (candidate: {mine}; reference: {theirs})"
+    return out
 
 
 def describe(c, role) -> dict:
@@ -295,7 +330,7 @@ def describe(c, role) -> dict:
 def execute(candidates, reference, test, specs, out, *, seed: int = 0, sample_size=None, repeats: int = 1,
             embedder="default", batch_size: int = 64, progress: bool = False, extra_meta: dict | None = None,
             lm="default", quote_text: bool = True, judge: dict | None = None, engine: dict | None = None,
-            log=None, embedder_override=None, resources: dict | None = None) -> Run:
+            log=None, embedder_override=None, resources: dict | None = None, force: bool = False) -> Run:
     """Run ``specs`` on loaded corpora: the one path every face (API, CLI, suites) takes.
 
     ``out`` is an output folder (records reused on rerun, results and reports written) or None (in memory).
@@ -303,11 +338,22 @@ def execute(candidates, reference, test, specs, out, *, seed: int = 0, sample_si
     from harness.resources.embedder import resolve_embedder
     from harness.run.runner import RunConfig, run
 
-    log = log or (lambda msg: print(msg, file=sys.stderr))
+    log = log or log_line
     if repeats < 1:
         raise UserError(f"--repeats {repeats}: must be at least 1", "give 1 (no repeats) or more")
-    sample_size = resolve_sample_size(sample_size, candidates)
-    check_label_overlap(candidates, reference)
+    sample_size = resolve_sample_size(sample_size, candidates, reference=reference)
+    for c in ([reference] if reference is not None else []) + list(candidates) + ([test] if test is not None else []):
+        for note in c.notes:  # what the loader mended or left out, once per dataset
+            log(f"warning: {note}")
+    if any(c.empty_rows for c in candidates + ([reference] if reference is not None else [])):
+        from harness import metrics as registry
+
+        if "format/empty-rate" not in {s.name for s in specs}:  # empty rows are always counted
+            specs = list(specs) + [registry.get("format/empty-rate")]
+    mismatch = label_mismatch(candidates, reference)
+    for name, why in mismatch.items():
+        log(f"warning: {name}: {why}; its label metrics are not computed (map its labels to the reference's "
+            "names, e.g. a suite's label_map, or pick the right label column)")
     needs_emb = any("embeddings" in s.info.needs or "reference_embeddings" in s.info.needs for s in specs)
     emb = None
     if needs_emb and embedder_override is None:
@@ -329,9 +375,12 @@ def execute(candidates, reference, test, specs, out, *, seed: int = 0, sample_si
     eng = make_engine(engine_spec, log=log) if (needs_emb or needs_lm) else None
     cfg = RunConfig(seed=seed, embedder=emb, sample_size=sample_size, repeats=repeats, progress=progress,
                     lm=lm_spec if needs_lm else None, quote_text=quote_text, judge=judge_spec, engine=eng,
-                    resources=dict(resources or {}))
+                    resources=dict(resources or {}), label_mismatch=mismatch)
     corpora = ([(reference, "reference")] if reference is not None else []) + [(c, "candidate") for c in candidates]
-    out = Path(out) if out is not None else None
+    if out is not None:
+        from harness.run.outdir import claim
+
+        out = claim(out, force=force)
     try:
         outcome = run(corpora, reference, specs, out, cfg, log=log, test=test, embedder=embedder_override)
     finally:
@@ -371,7 +420,8 @@ def evaluate(candidates, reference=None, test=None, metrics=None, sample_size=No
              lm: str = "default", judge: dict | None = None, engine: dict | None = None, quote_text: bool = True,
              schema=None, text_field: str | None = None, label_field: str | None = None,
              instruction_field: str = "instruction", input_field: str = "input", output_field: str = "output",
-             split: str | None = None, progress: bool = False, log=None) -> Run:
+             split: str | None = None, progress: bool = False, log=None, force: bool = False,
+             strict: bool = False) -> Run:
     """Evaluate synthetic datasets against a real reference: every metric, one record per (dataset, metric).
 
     ``candidates``: one dataset (a path, ``NAME=PATH``, a list of strings or dicts, a pandas DataFrame, a
@@ -385,22 +435,31 @@ def evaluate(candidates, reference=None, test=None, metrics=None, sample_size=No
     an object with ``embed(texts)`` and ``identity``; ``lm`` the causal LM of the fluency metrics. With
     ``out=`` the run resumes exactly as ``synthbench eval --out`` does (finished records are reused) and
     writes results.jsonl, run.json, the row flags and the reports there; without it nothing is written.
+    ``out`` must be new, empty or a folder synthbench wrote (``force=True`` writes beside other files and
+    still never overwrites one of them).
     """
     from harness import metrics as registry
+
+    _check_options(metrics=metrics, sample_size=sample_size, repeats=repeats, seed=seed, holdout=holdout,
+                   batch_size=batch_size)
+    if out is not None:  # before any work: a folder of other files, or an unwritable one, is refused now
+        from harness.run.outdir import claim
+
+        out = claim(out, force=force)
 
     fields = dict(text_field=text_field, label_field=label_field, instruction_field=instruction_field,
                   input_field=input_field, output_field=output_field)
     if isinstance(metrics, str):
         metrics = metrics.split(",")
-    specs = registry.select(list(metrics) if metrics else None)
+    specs = registry.select([m.strip() for m in metrics if m.strip()] if metrics is not None else None)
     schema_arg = schema if isinstance(schema, (str, os.PathLike)) else None
     schema = _schema(schema)
-    ref = load(reference, name=_default_name(reference, "reference"), split=split, schema=schema, **fields) \
-        if reference is not None else None
-    cands = load_candidates(candidates, fields, split=split, schema=_candidate_schema(schema, ref))
+    ref = load(reference, name=_default_name(reference, "reference"), split=split, schema=schema, strict=strict,
+               **fields) if reference is not None else None
+    cands = load_candidates(candidates, fields, split=split, schema=_candidate_schema(schema, ref), strict=strict)
     if ref is not None and ref.name in {c.name for c in cands}:
         ref = replace(ref, name=ref.name + " (reference)")
-    tst = load(test, name="test", split=split, **fields) if test is not None else None
+    tst = load(test, name="test", split=split, strict=strict, **fields) if test is not None else None
     if holdout is not None:
         if tst is not None or ref is None:
             raise UserError("--holdout needs --reference and no --test", "hold out part of the reference, or give --test")
@@ -418,7 +477,30 @@ def evaluate(candidates, reference=None, test=None, metrics=None, sample_size=No
     return execute(cands, ref, tst, specs, out, seed=seed, sample_size=sample_size, repeats=repeats,
                    embedder="default" if emb_obj is not None else embedder, batch_size=batch_size,
                    progress=progress, lm=lm, quote_text=quote_text, judge=judge, engine=engine, log=log,
-                   extra_meta=extra, embedder_override=emb_obj)
+                   extra_meta=extra, embedder_override=emb_obj, force=force)
+
+
+def _check_options(*, metrics, sample_size, repeats, seed, holdout, batch_size) -> None:
+    """The options of :func:`evaluate`, checked before any data is read: one line each."""
+    if metrics is not None:
+        names = metrics.split(",") if isinstance(metrics, str) else list(metrics)
+        if not [m for m in names if str(m).strip()]:
+            raise UserError("--metrics is empty", "give metric names, groups or globs ('synthbench metrics' lists "
+                            "them), or leave --metrics out for every default metric")
+    if sample_size not in (None, "", "min"):
+        try:
+            ok = int(sample_size) >= 2 and not isinstance(sample_size, bool)
+        except (TypeError, ValueError):
+            raise UserError(f"--sample-size {sample_size}: not a number", "give N (an integer) or 'min'") from None
+        if not ok:
+            raise UserError(f"--sample-size {sample_size}: too small", "give at least 2")
+    for flag, v in (("--repeats", repeats), ("--batch-size", batch_size)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise UserError(f"{flag} {v}: must be a whole number of at least 1", f"give {flag} 1 or more")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise UserError(f"--seed {seed!r}: not a whole number", "give an integer seed such as 0")
+    if holdout is not None and not (isinstance(holdout, (int, float)) and 0 < holdout < 1):
+        raise UserError(f"--holdout {holdout}: not between 0 and 1", "give a fraction such as 0.25")
 
 
 def _default_name(data, fallback: str) -> str | None:
@@ -455,7 +537,7 @@ def _load_record(candidates, reference, test, holdout, fields, split, schema_pat
                        embedder=embedder if isinstance(embedder, str) else "default")
 
 
-def run_suite(suite, out=None, *, progress: bool = False, log=None) -> Run:
+def run_suite(suite, out=None, *, progress: bool = False, log=None, force: bool = False) -> Run:
     """Run a declared benchmark: ``suite`` is a path to its YAML (or a loaded Suite); ``out`` defaults to
     ``reports/<suite name>``. Finished records in ``out`` are reused."""
     from harness.analysis.comparison import suite_load_record
@@ -464,14 +546,16 @@ def run_suite(suite, out=None, *, progress: bool = False, log=None) -> Run:
 
     suite = load_suite(suite) if isinstance(suite, (str, os.PathLike)) else suite
     specs = suite_specs(suite)
-    reference = load_dataset(suite.reference, suite.normalize, schema=suite.schema)
-    test = load_dataset(suite.test, suite.normalize) if suite.test else None
+    from harness.run.outdir import claim
+
+    out = claim(Path("reports") / suite.name if out is None else out, force=force)  # before any work
+    reference = load_dataset(suite.reference, suite.normalize, schema=suite.schema, strict=suite.strict)
+    test = load_dataset(suite.test, suite.normalize, strict=suite.strict) if suite.test else None
     cand_schema = resolve_for_candidates(suite.schema, reference)
-    candidates = [load_dataset(c, suite.normalize, schema=cand_schema) for c in suite.candidates]
+    candidates = [load_dataset(c, suite.normalize, schema=cand_schema, strict=suite.strict) for c in suite.candidates]
     if suite.holdout:
         reference, test = reference.holdout(suite.holdout, suite.seed)
-    out = Path(out) if out else Path("reports") / suite.name
-    (log or (lambda m: print(m, file=sys.stderr)))(
+    (log or log_line)(
         f"suite {suite.name}: {len(candidates)} candidate(s) against {reference.name}, {len(specs)} metric(s) -> {out}")
     extra = {"suite": {"name": suite.name, "description": suite.description, "file": str(suite.path),
                        "task": suite.task},
@@ -482,7 +566,8 @@ def run_suite(suite, out=None, *, progress: bool = False, log=None) -> Run:
     extra["load"] = suite_load_record(suite.path)  # how 'synthbench compare' reloads the rows
     return execute(candidates, reference, test, specs, out, seed=suite.seed, sample_size=suite.sample_size,
                    repeats=suite.repeats, embedder=suite.embedder, progress=progress, extra_meta=extra,
-                   lm=suite.lm, quote_text=suite.quote_text, judge=suite.judge, engine=suite.engine, log=log)
+                   lm=suite.lm, quote_text=suite.quote_text, judge=suite.judge, engine=suite.engine, log=log,
+                   force=force)
 
 
 def compare(a, b, metrics=None, resamples: int | None = None, seed: int = 0, out=None, *, embedder=None,
@@ -510,7 +595,7 @@ def compare(a, b, metrics=None, resamples: int | None = None, seed: int = 0, out
         metrics = metrics.split(",")
     res = _compare(spec(a), spec(b), metrics=list(metrics) if metrics else None,
                    resamples=resamples or DEFAULT_RESAMPLES, seed=seed, progress=progress, embedder_name=embedder,
-                   log=log or (lambda m: print(m, file=sys.stderr)))
+                   log=log or log_line)
     if out is not None:
         write_outputs(res, render_markdown(res), Path(out))
     return res

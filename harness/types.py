@@ -52,6 +52,12 @@ class Corpus:
     # this corpus is the loaded dataset); origin is (fingerprint, row count) of that loaded dataset.
     row_ids: tuple[int, ...] | None = None
     origin: tuple[str, int] | None = None
+    # Rows the loader left out because their text was empty, whitespace or null (0-based among the rows as
+    # loaded; kept through subsample and holdout): format/empty-rate counts them, the flags mark them
+    # 'empty'. They enter the fingerprint, so adding an empty row makes every record stale.
+    empty_rows: tuple[int, ...] = ()
+    empty_where: tuple[str, ...] = ()   # where each empty row is, for messages ("line 3248", "file a/1.txt")
+    notes: tuple[str, ...] = ()         # what the loader mended or left out, one line each (logged once)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -72,7 +78,10 @@ class Corpus:
 
         The same rows give the same fingerprint whatever the file format or path.
         """
-        return content_fingerprint(self.texts, self.labels, self.fields)
+        fp = content_fingerprint(self.texts, self.labels, self.fields)
+        if self.empty_rows:
+            fp = sha256_hex(fp, "empty rows", ",".join(map(str, self.empty_rows)))
+        return fp
 
     def holdout(self, fraction: float, seed: int) -> tuple[Corpus, Corpus]:
         """Split into (train, test) with ``fraction`` of the rows in test, stratified by label, seeded.
@@ -102,7 +111,9 @@ class Corpus:
                           f"seed {seed})", kind=self.kind, texts=pick(self.texts),
                           labels=pick(self.labels) if self.labels is not None else None,
                           fields={k: pick(v) for k, v in self.fields.items()}, n_source_rows=len(idx),
-                          row_ids=pick(self.source_row_ids), origin=self.source_identity)
+                          row_ids=pick(self.source_row_ids), origin=self.source_identity,
+                          empty_rows=self.empty_rows if suffix == "" else (),
+                          empty_where=self.empty_where if suffix == "" else ())
 
         return part(~mask, "", "training part"), part(mask, " (held out)", "test part")
 
@@ -126,6 +137,8 @@ class Corpus:
             sample={"size": size, "seed": seed, "of": n},
             row_ids=pick(self.source_row_ids),
             origin=self.source_identity,
+            empty_rows=self.empty_rows,
+            empty_where=self.empty_where,
         )
 
 

@@ -365,7 +365,7 @@ def incompatibility(metric: str, a: Side, b: Side) -> str | None:
     if use["lm"]:
         return "needs the causal LM (fluency): compare does not recompute it; compare the stored intervals"
     if info.resample == "none":
-        return "no per-test-row form (a learning-curve inversion): compare the stored intervals"
+        return "no per-row form to resample (declared resample='none'): compare the stored intervals"
     aa, ab = _fn_args(spec, ra), _fn_args(spec, rb)
     if aa != ab:
         diff = sorted(k for k in set(aa) | set(ab) if aa.get(k) != ab.get(k))

@@ -14,16 +14,18 @@ from pathlib import Path
 
 from harness import __version__
 from harness.cli.common import (
+    Parser,
     add_field_flags,
     add_judge_flags,
     field_options,
     judge_options,
+    positive_int,
     progress_enabled,
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="synthbench",
         description="Evaluate synthetic text datasets against a real reference: diversity, duplicates, "
                     "semantic spread (and more metric families as they are added).")
@@ -43,20 +45,23 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--holdout", type=float, metavar="FRACTION",
                    help="without --test: hold out this fraction of the reference (stratified, seeded) as the "
                         "real test split")
-    e.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder (reused on rerun)")
+    e.add_argument("--out", "-o", required=True, metavar="DIR",
+                   help="output folder: new, empty, or one synthbench wrote (finished records are reused on rerun)")
+    e.add_argument("--force", action="store_true",
+                   help="write into a folder that holds other files (they are never overwritten or deleted)")
     e.add_argument("--metrics", "-m", metavar="LIST",
                    help="comma-separated metric names, groups (the part before /) or globs; 'synthbench metrics' lists them; default: all")
     e.add_argument("--sample-size", metavar="N|min",
                    help="evaluate every dataset on N rows drawn without replacement (seeded); 'min' = the "
                         "smallest candidate's size. Makes size-dependent metrics comparable.")
-    e.add_argument("--repeats", type=int, default=1, metavar="R",
+    e.add_argument("--repeats", type=positive_int, default=1, metavar="R",
                    help="with --sample-size: compute size-dependent metrics on R seeded samples of each "
                         "larger dataset and report their mean with a 95%% t-interval (default 1)")
     e.add_argument("--seed", type=int, default=0, help="seed for sampling, bootstrap and seeded metrics")
     e.add_argument("--embedder", default="default",
                    help="sentence-transformers model: 'default' (all-MiniLM-L6-v2, offline), a local "
                         "folder, or a hub name (needs a network)")
-    e.add_argument("--batch-size", type=int, default=64, help="embedding batch size")
+    e.add_argument("--batch-size", type=positive_int, default=64, help="embedding batch size")
     e.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="where texts are embedded: 'local' (this process, default) or 'ray' (Ray Data on a Ray "
                         "cluster; the cache stays here; needs pip install 'synthbench[ray]')")
@@ -71,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="declared row schema (required fields, types, allowed labels, lengths, JSON fields): "
                         "invalid rows are kept and counted by format/invalid-rate instead of refusing the file")
     e.add_argument("--no-progress", action="store_true", help="no progress bars")
+    e.add_argument("--strict", action="store_true",
+                   help="refuse a file with an empty or null row (default: such rows are left out, counted by "
+                        "format/empty-rate and flagged 'empty')")
     e.add_argument("--no-quote-text", action="store_true",
                    help="withhold dataset text (examples, flagged rows) from results.jsonl: for data you may not "
                         "redistribute")
@@ -84,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "OUT are reused. Writes results.jsonl, report.md (the leaderboard) and run.json.")
     s.add_argument("suite", metavar="SUITE.yaml")
     s.add_argument("--out", "-o", metavar="DIR", help="output folder (default: reports/<suite name>)")
+    s.add_argument("--force", action="store_true",
+                   help="write into a folder that holds other files (they are never overwritten or deleted)")
     s.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     r = sub.add_parser("report", help="render DIR/report.md again from DIR/results.jsonl (no recomputation)")
@@ -102,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     from harness.errors import UserError
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a one-line usage error (cli.common.Parser)
+        return e.code if isinstance(e.code, int) else 0
     if args.command is None:
         parser.print_help()
         return 0
@@ -145,16 +158,17 @@ def cmd_metrics(markdown: bool = False) -> int:
 
 
 def cmd_eval(args) -> int:
-    from harness.api import evaluate
+    from harness.api import DataSpec, evaluate
     from harness.cli.common import finish, log
 
-    run = evaluate(args.candidates, reference=args.reference, test=args.test,
-                   metrics=args.metrics.split(",") if args.metrics else None, sample_size=args.sample_size,
-                   repeats=args.repeats, seed=args.seed, out=Path(args.out), holdout=args.holdout,
+    spec = lambda x: DataSpec(x) if x is not None else None  # noqa: E731 - arguments name data, never texts
+    run = evaluate([spec(c) for c in args.candidates], reference=spec(args.reference), test=spec(args.test),
+                   metrics=args.metrics.split(",") if args.metrics is not None else None, sample_size=args.sample_size,
+                   repeats=args.repeats, seed=args.seed, out=args.out, holdout=args.holdout,
                    embedder=args.embedder, batch_size=args.batch_size, lm=args.lm, judge=judge_options(args),
                    engine={"name": args.engine, "address": args.ray_address}, quote_text=not args.no_quote_text,
                    schema=args.schema, split=args.split, progress=progress_enabled(args.no_progress), log=log,
-                   **field_options(args))
+                   force=args.force, strict=args.strict, **field_options(args))
     return finish(run)
 
 
@@ -162,24 +176,44 @@ def cmd_run(args) -> int:
     from harness.api import run_suite
     from harness.cli.common import finish, log
 
-    return finish(run_suite(args.suite, out=args.out, progress=progress_enabled(args.no_progress), log=log))
+    return finish(run_suite(args.suite, out=args.out, progress=progress_enabled(args.no_progress), log=log,
+                            force=args.force))
 
 
 def cmd_report(out: Path) -> int:
+    """Render the reports again from results.jsonl, showing only the records that describe the data of the
+    last run (run.json): a record computed on other data, or by an older metric version, is stale and left
+    out with one line saying so."""
+    from harness.cli.common import log
     from harness.errors import UserError
     from harness.report.markdown import render_terminal
     from harness.report.write import write_report
-    from harness.run.store import load_failures, load_results
+    from harness.run.outdir import check_path
+    from harness.run.store import current_records
 
-    results = load_results(out)
+    out = check_path(out, "DIR")
     meta_path = out / "run.json"
-    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+    if not (out / "results.jsonl").exists():
+        raise UserError(f"{out / 'results.jsonl'}: no results here", "run 'synthbench eval ... --out DIR' first")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+    except ValueError:
+        meta = {}
     if not meta:
-        raise UserError(f"{meta_path}: missing", "rerun 'synthbench eval' into this folder to recreate it")
-    meta["failed"] = [list(x) for x in load_failures(out)]
+        raise UserError(f"{meta_path}: missing or damaged", "rerun 'synthbench eval' into this folder to recreate it")
+    results, failures, stale = current_records(out, meta)
+    meta["failed"] = [list(x) for x in failures]
+    meta["stale"] = [list(x) for x in stale]
     written = write_report(out, results, meta)
     print(render_terminal(results, meta))
-    print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    if stale:
+        by_why: dict[str, list[str]] = {}
+        for d, m, why in stale:
+            by_why.setdefault(why, []).append(f"{d} {m}")
+        for why, items in by_why.items():
+            shown = ", ".join(items[:4]) + (f", … ({len(items)} in all)" if len(items) > 4 else "")
+            log(f"stale, not shown ({why}): {shown}; rerun 'synthbench eval' into {out} to recompute")
+    log("wrote " + ", ".join(str(p) for p in written))
     return 0
 
 

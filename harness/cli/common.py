@@ -7,6 +7,38 @@ import os
 import sys
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``synthbench: error: … -- fix: …`` and exit 2, no usage dump."""
+
+    def error(self, message: str):
+        from harness.report.markdown import term_safe
+
+        print(f"synthbench: error: {term_safe(message)} -- fix: see '{self.prog} --help'", file=sys.stderr)
+        sys.exit(2)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n} must be at least 1")
+    return n
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number above 0."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not x > 0:
+        raise argparse.ArgumentTypeError(f"{x:g} must be above 0")
+    return x
+
+
 def add_field_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("columns (defaults: text, label; or instruction, input, output)")
     g.add_argument("--text-field", help="column holding the text (default: 'text', or the rendered "
@@ -34,8 +66,8 @@ def add_judge_flags(p: argparse.ArgumentParser) -> None:
                    "'local': a local model folder to serve instead of the default")
     g.add_argument("--judge-key-env", default="OPENAI_API_KEY", metavar="VAR",
                    help="environment variable holding the API key (never read from a file; default OPENAI_API_KEY)")
-    g.add_argument("--judge-concurrency", type=int, default=2, metavar="N", help="requests in flight (default 2)")
-    g.add_argument("--judge-timeout", type=float, default=60.0, metavar="S", help="seconds per request (default 60)")
+    g.add_argument("--judge-concurrency", type=positive_int, default=2, metavar="N", help="requests in flight (default 2)")
+    g.add_argument("--judge-timeout", type=positive_float, default=60.0, metavar="S", help="seconds per request (default 60)")
     g.add_argument("--judge-retries", type=int, default=3, metavar="N",
                    help="retries on connection errors, 429 and 5xx, with exponential backoff (default 3)")
     g.add_argument("--judge-price-in", type=float, default=0.0, metavar="P", help="price per 1,000 prompt tokens")
@@ -58,7 +90,10 @@ def progress_enabled(no_progress: bool) -> bool:
 
 
 def log(msg: str) -> None:
-    print(msg, file=sys.stderr)
+    """One line on stderr; anything from data in it is made inert (:func:`harness.api.log_line`)."""
+    from harness.api import log_line
+
+    log_line(msg)
 
 
 def summarize_skipped(skipped) -> list[str]:

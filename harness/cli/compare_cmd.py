@@ -31,13 +31,14 @@ Default metrics: the cheap ones; MAUVE, c2st, utility and fluency only when name
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from harness.analysis.comparison import DEFAULT_RESAMPLES
+    from harness.cli.common import positive_int
 
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("a", metavar="A", help="results folder, or DIR:NAME (the baseline)")
     p.add_argument("b", metavar="B", help="results folder, or DIR:NAME (compared with A: differences are B - A)")
     p.add_argument("--metrics", "-m", metavar="LIST",
                    help="comma-separated metric names, groups or globs (default: every cheap metric both computed)")
-    p.add_argument("--resamples", "-n", type=int, default=DEFAULT_RESAMPLES, metavar="N",
+    p.add_argument("--resamples", "-n", type=positive_int, default=DEFAULT_RESAMPLES, metavar="N",
                    help=f"permutations and half-samples for recomputed metrics (default {DEFAULT_RESAMPLES})")
     p.add_argument("--seed", type=int, default=0, help="seed of the permutations and resamples (default 0)")
     p.add_argument("--out", "-o", metavar="FILE.md", help="also write the Markdown here and the JSON next to it (FILE.json)")

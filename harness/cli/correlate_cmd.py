@@ -19,13 +19,14 @@ within suites), a permutation p-value, the number of candidates and suites, and 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from harness.analysis.correlation import DEFAULT_UTILITY
+    from harness.cli.common import positive_int
 
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("dirs", nargs="+", metavar="DIR", help="result folders (or folders holding result folders)")
     p.add_argument("--utility", "-u", action="append", metavar="METRIC",
                    help=f"the utility metric to correlate with (repeatable; default {DEFAULT_UTILITY})")
     p.add_argument("--out", "-o", metavar="FILE.md", help="also write the Markdown report here")
-    p.add_argument("--boot", type=int, default=2000, metavar="B",
+    p.add_argument("--boot", type=positive_int, default=2000, metavar="B",
                    help="bootstrap replicates and permutations (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the permutations")
 

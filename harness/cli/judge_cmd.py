@@ -18,13 +18,13 @@ DESCRIPTION = __doc__.split("\n\n", 1)[1].split("\n\n")[0] if __doc__ else HELP
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from harness.cli.common import add_field_flags, add_judge_flags
+    from harness.cli.common import add_field_flags, add_judge_flags, positive_int
 
     p.add_argument("a", metavar="A", help="first dataset (path, NAME=PATH, builtin:NAME, hf:ID)")
     p.add_argument("b", metavar="B", help="second dataset, answering some of the same instructions")
-    p.add_argument("--max-pairs", type=int, default=100, metavar="N",
+    p.add_argument("--max-pairs", type=positive_int, default=100, metavar="N",
                    help="judge at most N matched pairs, a seeded sample (default 100; each costs 2 requests)")
-    p.add_argument("--max-chars", type=int, default=1500, metavar="N", help="cut every field to N characters")
+    p.add_argument("--max-chars", type=positive_int, default=1500, metavar="N", help="cut every field to N characters")
     p.add_argument("--rubric", default="pairwise_preference", help="rubric file name under harness/rubrics/")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", "-o", metavar="FILE.json", help="also write the summary and per-pair verdicts as JSON")

@@ -20,6 +20,8 @@ DESCRIPTION = (
 
 
 def add_arguments(p) -> None:
+    from harness.cli.common import positive_int
+
     p.add_argument("dataset", metavar="DATASET",
                    help="a real labelled dataset (path, builtin:NAME, hf:ID; NAME=PATH names it)")
     p.add_argument("--reference", "-r", metavar="REF",
@@ -39,10 +41,10 @@ def add_arguments(p) -> None:
                    "topic-drift, shuffled-words, test-copy, reference-copy")
     p.add_argument("--severities", default="0,0.1,0.25,0.5", metavar="LIST",
                    help="severities in [0, 1], comma-separated (0 is always added; default 0,0.1,0.25,0.5)")
-    p.add_argument("--repeats", type=int, default=3, metavar="R",
+    p.add_argument("--repeats", type=positive_int, default=3, metavar="R",
                    help="independent samples (and corruption seeds) per severity (default 3)")
     p.add_argument("--sample-size", type=int, default=300, metavar="N", help="rows per candidate (default 300)")
-    p.add_argument("--test-size", type=int, default=500, metavar="N",
+    p.add_argument("--test-size", type=positive_int, default=500, metavar="N",
                    help="rows of the test split used (default 500)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--embedder", default="default", help="as for eval (default: all-MiniLM-L6-v2, offline)")
@@ -87,11 +89,14 @@ def run(args) -> int:
     from harness.data.load import FieldMap, load_corpus
     from harness.errors import UserError
     from harness.report.validity_report import heatmap, render_markdown
-    from harness.resources.cache import atomic_write_text
+    from harness.run.outdir import write_text as atomic_write_text
 
     progress = progress_enabled(args.no_progress)
     if not progress:
         os.environ.setdefault("TQDM_DISABLE", "1")
+    from harness.run.outdir import claim
+
+    claim(args.out)  # before any work: a folder of other files, or an unwritable one, is refused now
     severities = _severities(args.severities)
     if args.repeats < 1:
         raise UserError(f"--repeats {args.repeats}: must be at least 1", "give 3 or more for a usable interval")
@@ -135,7 +140,7 @@ def run(args) -> int:
 
         emb_spec = resolve_embedder(args.embedder)
     out = Path(args.out)
-    log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
+    from harness.api import log_line as log
     try:
         v = validate(dataset, specs, out / "raw", reference=reference, test=test, other=other,
                      corruptions=corruptions, severities=severities, repeats=args.repeats,

@@ -24,6 +24,7 @@ CSV_EXT = {".csv", ".tsv"}
 PARQUET_EXT = {".parquet", ".pq"}
 KNOWN = sorted(JSONL_EXT | JSON_EXT | CSV_EXT | PARQUET_EXT)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # a lone surrogate: json.loads keeps one, UTF-8 cannot encode it
 
 
 @dataclass(frozen=True)
@@ -38,13 +39,14 @@ class FieldMap:
 
 
 def load_corpus(spec: str, fields: FieldMap | None = None, name: str | None = None,
-                split: str | None = None, where=None, schema=None) -> Corpus:
+                split: str | None = None, where=None, schema=None, strict: bool = False) -> Corpus:
     """Load ``spec`` (a path, ``builtin:NAME``, ``hf:ID`` or a hub id) into a validated Corpus.
 
     ``where``: an optional row filter, called with each raw row (a dict of all its columns) before
     columns are mapped; rows it returns False for are left out (suites' ``where:``/``where_not:``).
     ``schema``: a :class:`harness.data.schema.Schema`; with one, invalid rows are kept and their reasons
-    recorded (``format/invalid-rate``) instead of refusing the file.
+    recorded (``format/invalid-rate``) instead of refusing the file. ``strict``: an empty or null text
+    refuses the file (by default such rows are left out and counted by ``format/empty-rate``).
     """
     fields = fields or FieldMap()
     if spec.startswith("builtin:"):
@@ -60,22 +62,18 @@ def load_corpus(spec: str, fields: FieldMap | None = None, name: str | None = No
     hub = spec[3:] if spec.startswith("hf:") else None
     path = Path(spec).expanduser()
     if hub is None and not path.exists():
-        if HUB_ID.match(spec) and not spec.endswith(tuple(KNOWN)):
-            hub = spec
-        else:
-            raise UserError(f"{spec}: file not found",
-                            "check the path (relative paths start from the current directory)")
+        hub = _hub_or_missing(spec, path)
     if hub is not None:
         rows = _filtered(_hub_rows(hub, split), where, f"hf:{hub}", "row")
         return build_corpus(rows, source=f"hf:{hub}", name=name or hub.split("/")[-1], fields=fields,
-                            schema=schema)
+                            schema=schema, strict=strict)
     row_word = "line"
     if path.is_dir():
         if where is not None:
             raise UserError(f"{path}: row filters apply to data files and hub datasets only",
                             "drop 'where'/'where_not', or export the folder to a .jsonl file")
-        return _load_dir(path, fields, name, split, schema)
-    ext = path.suffix.lower()
+        return _load_dir(path, fields, name, split, schema, strict)
+    ext = data_ext(path)
     if ext in JSONL_EXT:
         rows = _jsonl_rows(path)
     elif ext in JSON_EXT:
@@ -88,11 +86,43 @@ def load_corpus(spec: str, fields: FieldMap | None = None, name: str | None = No
         row_word = "row"
     else:
         raise UserError(f"{path}: unknown format '{ext or '(no extension)'}'",
-                        f"use one of {', '.join(KNOWN)}, a Hugging Face save_to_disk folder, "
-                        "or a folder of <label>/*.txt files")
+                        f"use one of {', '.join(KNOWN)} (each may end in .gz), a Hugging Face save_to_disk "
+                        "folder, or a folder of <label>/*.txt files")
     rows = _filtered(rows, where, str(path), row_word)
-    return build_corpus(rows, source=str(path), name=name or path.stem, fields=fields, row_word=row_word,
-                        schema=schema)
+    return build_corpus(rows, source=str(path), name=name or _stem(path), fields=fields, row_word=row_word,
+                        schema=schema, strict=strict)
+
+
+def data_ext(path: Path) -> str:
+    """The format extension of a data file, looking through a ``.gz`` (``train.jsonl.gz`` -> ``.jsonl``)."""
+    suffixes = [x.lower() for x in path.suffixes]
+    if len(suffixes) >= 2 and suffixes[-1] == ".gz":
+        return suffixes[-2]
+    return suffixes[-1] if suffixes else ""
+
+
+def _stem(path: Path) -> str:
+    """A file's name without its format extension (and ``.gz``): ``gpt.jsonl.gz`` -> ``gpt``."""
+    name = path.name
+    if name.lower().endswith(".gz"):
+        name = name[:-3]
+    return Path(name).stem
+
+
+def _hub_or_missing(spec: str, path: Path) -> str:
+    """A spec that is no local path: a hub id ('user/name') to try, or a one-line 'file not found'.
+
+    A bare id is only tried when it cannot be a local path: its first folder does not exist here
+    (``data/train`` with a ``data/`` folder is a missing file, not a dataset to look for on the hub);
+    ``hf:ID`` always means the hub.
+    """
+    local = path.parent != Path(".") and path.parent.exists()
+    if HUB_ID.match(spec) and not spec.endswith(tuple(KNOWN)) and not local:
+        return spec
+    hint = "check the path (relative paths start from the current directory)"
+    if HUB_ID.match(spec):
+        hint += "; for a Hugging Face hub dataset of that name write hf:" + spec
+    raise UserError(f"{spec}: file not found", hint)
 
 
 def _filtered(rows: Iterator[tuple[int, dict]], keep, source: str, row_word: str) -> Iterator[tuple[int, dict]]:
@@ -125,6 +155,15 @@ def _read_bytes(path: Path) -> bytes:
         data = path.read_bytes()
     except OSError as e:
         raise UserError(f"{path}: cannot be read ({e.strerror})", "check the path and its permissions") from None
+    if path.suffix.lower() == ".gz":
+        import gzip
+        import zlib
+
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as e:
+            raise UserError(f"{path}: not a complete gzip file ({e})",
+                            "check that it was written completely (gzip -t), or give the uncompressed file") from None
     if not data.strip():
         raise UserError(f"{path}: the file is empty", "give a file with at least one row")
     return data
@@ -270,13 +309,15 @@ def _table_rows(table, where) -> Iterator[tuple[int, dict]]:
         yield i + 1, {n: cols[n][i] for n in names}
 
 
-def _load_dir(path: Path, fields: FieldMap, name: str | None, split: str | None, schema=None) -> Corpus:
+def _load_dir(path: Path, fields: FieldMap, name: str | None, split: str | None, schema=None,
+              strict: bool = False) -> Corpus:
     if any((path / f).exists() for f in ("dataset_info.json", "state.json", "dataset_dict.json")):
         rows = _hf_folder_rows(path, split)
-        return build_corpus(rows, source=str(path), name=name or path.name, fields=fields, schema=schema)
-    sub = sorted(p for p in path.iterdir() if p.is_dir() and any(p.glob("*.txt")))
+        return build_corpus(rows, source=str(path), name=name or path.name, fields=fields, schema=schema,
+                            strict=strict)
+    sub = sorted(p for p in _label_dirs(path) if any(p.glob("*.txt")))
     if sub:
-        return load_text_folder(path, fields, name, schema=schema)
+        return load_text_folder(path, fields, name, schema=schema, strict=strict)
     raise UserError(f"{path}: a folder, but neither a Hugging Face save_to_disk folder nor <label>/*.txt files",
                     "give a data file, a folder written by Dataset.save_to_disk, or one sub-folder of .txt files per label")
 
@@ -322,14 +363,21 @@ def _hub_rows(hub_id: str, split: str | None) -> Iterator[tuple[int, dict]]:
     yield from _table_rows(ds.data.table if hasattr(ds.data, "table") else ds.data, hub_id)
 
 
+def _label_dirs(path: Path) -> list[Path]:
+    """The label sub-folders of a text folder: hidden ones (``.git``, ``.ipynb_checkpoints``) are not labels."""
+    return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
+
+
 def load_text_folder(path: Path, fields: FieldMap | None = None, name: str | None = None,
-                     fallback_encoding: str | None = None, source: str | None = None, schema=None) -> Corpus:
+                     fallback_encoding: str | None = None, source: str | None = None, schema=None,
+                     strict: bool = False) -> Corpus:
     """A folder with one sub-folder per label, each holding ``*.txt`` documents (sklearn's load_files layout).
 
-    Files are read in sorted (label, file name) order, so the fingerprint is stable.
+    Files are read in sorted (label, file name) order, so the fingerprint is stable. Hidden folders are
+    not labels; an empty file is an empty row (named by its path in messages).
     """
     rows = []
-    for label_dir in sorted(p for p in path.iterdir() if p.is_dir()):
+    for label_dir in _label_dirs(path):
         for f in sorted(label_dir.glob("*.txt")):
             data = f.read_bytes()
             try:
@@ -342,7 +390,7 @@ def load_text_folder(path: Path, fields: FieldMap | None = None, name: str | Non
     if not rows:
         raise UserError(f"{path}: no .txt files under its label folders", "put documents in <folder>/<label>/*.txt")
     return build_corpus(iter(rows), source=source or str(path), name=name or path.name,
-                        fields=fields or FieldMap(), row_word="file", schema=schema)
+                        fields=fields or FieldMap(), row_word="file", schema=schema, strict=strict)
 
 
 # --------------------------------------------------------------------------- mapping + validation
@@ -352,11 +400,17 @@ def _describe(v) -> str:
 
 
 def build_corpus(rows: Iterable[tuple[int, dict]], source: str, name: str, fields: FieldMap,
-                 row_word: str = "row", schema=None) -> Corpus:
-    """Map columns and validate every row; the first bad row raises a UserError.
+                 row_word: str = "row", schema=None, strict: bool = False) -> Corpus:
+    """Map columns and validate every row; a row whose structure is broken raises a UserError.
 
-    With a ``schema`` the load is lenient instead (:func:`harness.data.schema.build_lenient`): every row is
-    kept and the checks it fails are recorded for ``format/invalid-rate``.
+    A row whose text (for instruction data: its instruction) is empty, whitespace-only or null is a finding,
+    not a reason to refuse the data: it is left out of the corpus, and its position is kept in
+    ``Corpus.empty_rows`` (counted by ``format/empty-rate``, flagged ``empty``). With ``strict`` such a row
+    is refused as before. A lone UTF-16 surrogate (``"\\ud83d"``: an emoji cut in half by a truncated
+    generation) is replaced by U+FFFD and noted. Nothing usable left (every row empty) is an error.
+
+    With a ``schema`` the load is lenient in every check (:func:`harness.data.schema.build_lenient`): every
+    row is kept and the checks it fails are recorded for ``format/invalid-rate``.
     """
     if schema is not None:
         from harness.data.schema import build_lenient
@@ -394,36 +448,57 @@ def build_corpus(rows: Iterable[tuple[int, dict]], source: str, name: str, field
         kind = CLASSIFICATION
 
     texts: list[str] = []
+    row_ids: list[int] = []
+    empty_rows: list[int] = []
+    empty_where: list[str] = []
+    mended: list[str] = []   # where a lone surrogate was replaced
     labels: list[str] | None = [] if label_col is not None else None
     label_once: dict[str, str] = {}
     extra: dict[str, list[str]] = {}
     if kind == INSTRUCTION:
         extra = {"instruction": [], "input": [], "output": []}
 
-    def need_str(row_no, row, col, allow_empty=False, required=True) -> str:
+    def where(row_no, row) -> str:
+        return f"file {row['_file']}" if "_file" in row else f"{row_word} {row_no}"
+
+    def need_str(row_no, row, col, allow_empty=False, required=True):
+        """The field as text; None when it is empty/null and the row is to be left out as empty."""
         if col not in row:
             if not required:
                 return ""
             raise UserError(f"{source}: {row_word} {row_no}: missing field '{col}'",
                             f"add '{col}' to every row, or name another column with --{_flag(col, fields)}")
         v = row[col]
+        if v is None and (not required or (allow_empty and not strict)):
+            return ""
+        if v is None and not strict:
+            return None
         if not isinstance(v, str):
-            if v is None and not required:
-                return ""
-            raise UserError(f"{source}: {row_word} {row_no}: field '{col}' is {_describe(v)}, expected text",
-                            f"make '{col}' a string in every row" + (" (drop rows with nulls)" if v is None else ""))
+            raise UserError(f"{source}: {where(row_no, row)}: field '{col}' is {_describe(v)}, expected text",
+                            f"make '{col}' a string in every row" + (" (drop rows with nulls, or leave out "
+                                                                     "--strict)" if v is None else ""))
         if not allow_empty and not v.strip():
-            raise UserError(f"{source}: {row_word} {row_no}: field '{col}' is empty",
-                            "drop empty rows before evaluating (an empty row is not a sample)")
+            if not strict:
+                return None
+            raise UserError(f"{source}: {where(row_no, row)}: field '{col}' is empty",
+                            "drop empty rows before evaluating, or leave out --strict (empty rows are then "
+                            "counted by format/empty-rate and left out)")
+        if _SURROGATE.search(v):
+            v = _SURROGATE.sub("\ufffd", v)
+            mended.append(where(row_no, row))
         if len(v) > MAX_TEXT_CHARS:
             raise UserError(f"{source}: {row_word} {row_no}: field '{col}' holds {len(v):,} characters "
                             f"(limit {MAX_TEXT_CHARS:,})",
                             "split long documents into rows, or check the export (a whole file in one row)")
         return v
 
-    for row_no, row in _chain_first(first_no, first, it):
+    for index, (row_no, row) in enumerate(_chain_first(first_no, first, it)):
         if kind == INSTRUCTION:
             ins = need_str(row_no, row, fields.instruction)
+            if ins is None:
+                empty_rows.append(index)
+                empty_where.append(where(row_no, row))
+                continue
             inp = need_str(row_no, row, fields.input, allow_empty=True, required=False)
             out = need_str(row_no, row, fields.output, allow_empty=True)
             extra["instruction"].append(ins)
@@ -431,7 +506,13 @@ def build_corpus(rows: Iterable[tuple[int, dict]], source: str, name: str, field
             extra["output"].append(out)
             texts.append("\n\n".join(p for p in (ins, inp, out) if p.strip()))
         else:
-            texts.append(need_str(row_no, row, text_col))
+            text = need_str(row_no, row, text_col)
+            if text is None:
+                empty_rows.append(index)
+                empty_where.append(where(row_no, row))
+                continue
+            texts.append(text)
+        row_ids.append(index)
         if labels is not None:
             if label_col not in row:
                 raise UserError(f"{source}: {row_word} {row_no}: missing field '{label_col}'",
@@ -447,13 +528,34 @@ def build_corpus(rows: Iterable[tuple[int, dict]], source: str, name: str, field
                 else:
                     raise UserError(f"{source}: {row_word} {row_no}: label field '{label_col}' is {_describe(lab)}",
                                     "use string or integer labels")
-            lab = str(lab).strip()
+            lab = _SURROGATE.sub("\ufffd", str(lab).strip())
             labels.append(label_once.setdefault(lab, lab))  # one string object per distinct label
-    return Corpus(
+    if not texts:
+        shown = ", ".join(empty_where[:3]) + (", …" if len(empty_rows) > 3 else "")
+        raise UserError(f"{source}: every row is empty ({len(empty_rows)} row(s) with an empty or null "
+                        f"{'instruction' if kind == INSTRUCTION else repr(text_col)}: {shown})",
+                        "check the column (--text-field) and that the generation wrote its output")
+    notes = []
+    if empty_rows:
+        shown = ", ".join(empty_where[:3]) + (", …" if len(empty_rows) > 3 else "")
+        notes.append(f"{name}: {len(empty_rows)} of {len(empty_rows) + len(texts)} rows have an empty or null "
+                     f"{'instruction' if kind == INSTRUCTION else 'text'} ({shown}); left out of every metric, "
+                     "counted by format/empty-rate and flagged 'empty' (--strict refuses them)")
+    if mended:
+        shown = ", ".join(mended[:3]) + (", …" if len(mended) > 3 else "")
+        notes.append(f"{name}: {len(mended)} row(s) hold a lone UTF-16 surrogate (a character cut in half, "
+                     f"{shown}); replaced by U+FFFD")
+    corpus = Corpus(
         name=name, source=source, kind=kind, texts=tuple(texts),
         labels=tuple(labels) if labels is not None else None,
         fields={k: tuple(v) for k, v in extra.items()}, n_source_rows=len(texts),
+        empty_rows=tuple(empty_rows), empty_where=tuple(empty_where), notes=tuple(notes),
     )
+    if empty_rows:  # positions among the rows as loaded, so flags and curate address the file's rows
+        from dataclasses import replace
+
+        corpus = replace(corpus, row_ids=tuple(row_ids), origin=(corpus.fingerprint, len(texts) + len(empty_rows)))
+    return corpus
 
 
 def _chain_first(no, row, it):
@@ -478,6 +580,9 @@ def parse_named(spec: str) -> tuple[str | None, str]:
         name, _, path = spec.partition("=")
         if name and "/" not in name and path:
             return name, path
+        if name and path and Path(path).expanduser().exists():
+            raise UserError(f"{spec}: the dataset name '{name}' holds a '/'",
+                            "name datasets with letters, digits, '-', '_' and '.' only (NAME=PATH)")
     return None, spec
 
 
@@ -489,7 +594,7 @@ def unique_names(specs: list[tuple[str | None, str]]) -> list[str]:
     """
     def stem_at(path: str, depth: int) -> str:
         p = Path(path)
-        parts = [p.stem] + [q.name for q in p.parents][: depth]
+        parts = [_stem(p)] + [q.name for q in p.parents][: depth]
         return "/".join(reversed(parts[: depth + 1]))
 
     for depth in range(0, 6):

@@ -245,8 +245,6 @@ def parse_schema(raw, origin: str, prefix: str = "") -> Schema:
 
 def load_schema_file(path: str | Path) -> Schema:
     """Read a schema YAML file (``--schema``)."""
-    import yaml
-
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -254,13 +252,9 @@ def load_schema_file(path: str | Path) -> Schema:
         raise UserError(f"{p}: schema file not found", "check the path given to --schema") from None
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"{p}: cannot read the schema ({e})", "give a UTF-8 YAML file") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f"line {mark.line + 1}" if mark else "somewhere"
-        raise UserError(f"{p}: {at}: not valid YAML ({getattr(e, 'problem', None) or str(e).splitlines()[0]})",
-                        "fix the YAML syntax") from None
+    from harness.data.yamlio import load_yaml
+
+    raw = load_yaml(text, p, "fix the YAML syntax")
     return parse_schema(raw if raw is not None else {}, str(p))
 
 

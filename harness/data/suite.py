@@ -75,6 +75,7 @@ class Suite:
     quote_text: bool = True  # False: dataset text is withheld from results.jsonl (data that may not be shared)
     judge: dict | None = None  # LLM judge of the judge/ metrics: options of harness.resources.judge_client.resolve_judge
     engine: dict | None = None  # {name: local|ray, address: ...}: options of harness.resources.engines.resolve_engine
+    strict: bool = False  # True: a row with empty or null text refuses the file (default: counted, left out)
 
 
 def _json_key(value) -> str:
@@ -282,7 +283,7 @@ def _dataset(where: _Where, key: str, raw, fields: FieldMap, default_name: str |
 
 SUITE_KEYS = ("name", "description", "task", "fields", "reference", "test", "holdout", "candidates", "metrics",
               "metric_args", "sample_size", "repeats", "seed", "embedder", "normalize", "lm", "schema",
-              "quote_text", "judge", "engine")
+              "quote_text", "judge", "engine", "strict")
 JUDGE_KEYS = ("url", "model", "key_env", "concurrency", "timeout", "retries", "price_in", "price_out", "threads")
 
 
@@ -319,8 +320,6 @@ def _engine(where: _Where, raw) -> dict | None:
 
 def load_suite(path: str | Path) -> Suite:
     """Read and validate a suite file; raise UserError naming the file, key and fix."""
-    import yaml
-
     from harness import metrics as registry
 
     path = Path(path)
@@ -331,13 +330,9 @@ def load_suite(path: str | Path) -> Suite:
         raise UserError(f"{path}: suite file not found", "check the path (suites live in suites/)") from None
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text", "save the suite as UTF-8") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f"line {mark.line + 1}" if mark else "somewhere"
-        raise UserError(f"{path}: {at}: not valid YAML ({getattr(e, 'problem', None) or str(e).splitlines()[0]})",
-                        "fix the YAML syntax (tags such as !!python or !function are not allowed)") from None
+    from harness.data.yamlio import load_yaml
+
+    raw = load_yaml(text, path, "fix the YAML syntax (tags such as !!python or !function are not allowed)")
     if not isinstance(raw, dict):
         raise UserError(f"{path}: the suite must be a YAML mapping", "start with keys such as name:, reference:, candidates:")
     where.unknown("", raw, SUITE_KEYS)
@@ -412,6 +407,8 @@ def load_suite(path: str | Path) -> Suite:
     engine = _engine(where, raw.get("engine"))
     quote_text = _typed(where, "quote_text", raw.get("quote_text", True), bool,
                         "true or false (false withholds dataset text from results.jsonl)")
+    strict = _typed(where, "strict", raw.get("strict", False), bool,
+                    "true or false (true refuses a file with an empty or null row; false counts them)")
     norm = raw.get("normalize") or []
     _typed(where, "normalize", norm, list, f"a list of steps from {', '.join(NORMALIZE_STEPS)}")
     for i, step in enumerate(norm):
@@ -423,11 +420,12 @@ def load_suite(path: str | Path) -> Suite:
                  candidates=candidates, metrics=tuple(metric_list) if metric_list is not None else None,
                  metric_args={m: dict(a) for m, a in margs.items()}, holdout=holdout, sample_size=sample_size,
                  repeats=repeats, seed=seed, embedder=embedder, lm=lm, quote_text=quote_text, judge=judge, engine=engine,
+                 strict=strict,
                  normalize=tuple(s for s in NORMALIZE_STEPS if s in norm),
                  schema=schema_from_suite(raw.get("schema"), path))
 
 
-def load_dataset(spec: DatasetSpec, normalize: tuple[str, ...] = (), schema=None):
+def load_dataset(spec: DatasetSpec, normalize: tuple[str, ...] = (), schema=None, strict: bool = False):
     """Load one dataset of a suite: its row filter, label map and the suite's normalisation applied.
 
     What was done is appended to the corpus' source (shown in run.json and the reports); the
@@ -437,7 +435,8 @@ def load_dataset(spec: DatasetSpec, normalize: tuple[str, ...] = (), schema=None
 
     from harness.data.load import load_corpus
 
-    corpus = load_corpus(spec.path, spec.fields, name=spec.name, split=spec.split, where=spec.rows, schema=schema)
+    corpus = load_corpus(spec.path, spec.fields, name=spec.name, split=spec.split, where=spec.rows, schema=schema,
+                         strict=strict)
     notes = [str(spec.rows)] if spec.rows is not None else []
     changes = {}
     if spec.label_map:

@@ -540,14 +540,17 @@ def _compute(group, module_metrics, data, labels, references, reference_labels, 
         raise UserError(f"seed={seed!r}: not an integer", "give an int")
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise UserError(f"repeats={repeats!r}: must be an integer of at least 1", "give 1 (no repeats) or more")
-    from harness.api import check_label_overlap, resolve_sample_size
+    from harness.api import label_mismatch, resolve_sample_size
 
-    check_label_overlap([cand], ref)
-    size = resolve_sample_size(None if sample_size is None else str(sample_size), [cand], flag="sample_size=")
+    mismatch = label_mismatch([cand], ref)
+    size = resolve_sample_size(None if sample_size is None else str(sample_size), [cand], flag="sample_size=",
+                               reference=ref)
 
     runnable = []
     for spec in specs:
         why = unmet(spec.info.needs, cand, ref, tst)
+        if not why and "labels" in spec.info.needs and mismatch:
+            why = mismatch[cand.name]
         if why:
             skipped[spec.name] = why
         else:
@@ -559,6 +562,10 @@ def _compute(group, module_metrics, data, labels, references, reference_labels, 
     def note(msg: str) -> None:
         notes.append(msg)
         log.warning(msg)
+
+    for c in (cand, ref, tst):
+        for msg in (c.notes if c is not None else ()):
+            note(msg)  # empty rows left out, lone surrogates mended
 
     outcome = run([(cand, "candidate")], ref, runnable, None, cfg, log=note, embedder=emb_obj, test=tst)  # in memory
     for _, name, why in outcome.skipped:

@@ -34,13 +34,22 @@ def _label(text, width: int) -> str:
 
 
 def _save(fig, out_dir: Path, stem: str) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    png = out_dir / f"{stem}.png"
-    fig.savefig(png, dpi=130, bbox_inches="tight", metadata={"Software": None})
-    fig.savefig(out_dir / f"{stem}.svg", bbox_inches="tight", metadata={"Date": None})
+    """Render PNG and SVG in memory, then write each atomically (a full disk leaves no 0-byte figure)."""
+    import io
+
     import matplotlib.pyplot as plt
 
-    plt.close(fig)
+    from harness.run.outdir import write_bytes
+
+    png = out_dir / f"{stem}.png"
+    try:
+        for path, kw in ((png, {"dpi": 130, "metadata": {"Software": None}}),
+                         (out_dir / f"{stem}.svg", {"format": "svg", "metadata": {"Date": None}})):
+            buf = io.BytesIO()
+            fig.savefig(buf, bbox_inches="tight", format=kw.pop("format", "png"), **kw)
+            write_bytes(path, buf.getvalue())
+    finally:
+        plt.close(fig)
     return png
 
 
@@ -185,7 +194,7 @@ def all_figures(results, meta, out_dir: Path) -> list[Path]:
     results and metadata are unchanged."""
     import json
 
-    from harness.resources.cache import atomic_write_text
+    from harness.run.outdir import write_text as atomic_write_text
 
     key = _key(results, meta)
     manifest = out_dir / "figures.json"

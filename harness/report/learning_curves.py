@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from harness.report.figures import _label
-from harness.resources.cache import atomic_write_bytes
+from harness.run.outdir import write_bytes as atomic_write_bytes
 
 _COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 

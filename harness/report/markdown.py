@@ -9,6 +9,7 @@ from harness.report.ranking import rank_candidates
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
 _CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # C0/C1 and bidi overrides
+_CTRL_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")  # ... and line breaks
 
 
 def md_escape(text: str) -> str:
@@ -18,8 +19,16 @@ def md_escape(text: str) -> str:
 
 
 def term_safe(text: str) -> str:
-    """Strip terminal control sequences from user-supplied text."""
-    return _CTRL.sub("", str(text))
+    """Make text from data (labels, names, texts, paths) inert for one terminal line: C0/C1 controls (ESC,
+    CR, backspace …), bidi overrides and newlines are shown as escapes (``\\x1b``, ``\\n``), so nothing
+    colours, moves the cursor, reorders or splits the line. Markdown (:func:`md_escape`) and HTML
+    (``report.html``) build on it."""
+    return _CTRL_LINE.sub(_shown, str(text))
+
+
+def _shown(m) -> str:
+    c = m.group()
+    return {"\n": "\\n", "\r": "\\r", "\t": " "}.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
 
 
 def fmt(v: float) -> str:
@@ -109,6 +118,11 @@ def render_markdown(results, meta: dict, summaries: dict[str, str]) -> str:
                 "| dataset | metric | error |", "|---|---|---|"]
         out += [f"| {md_escape(d)} | `{m}` | {md_escape(why)} |" for (d, m), why in failed.items()]
         out.append("")
+    stale = meta.get("stale") or []
+    if stale:
+        out += [f"Stale, not shown: {len(stale)} stored record(s) no longer describe this run's data or code ("
+                + "; ".join(f"{md_escape(d)} `{m}`: {md_escape(why)}" for d, m, why in stale[:8])
+                + ("; …" if len(stale) > 8 else "") + "). A rerun into this folder recomputes them.", ""]
     skipped = meta.get("skipped") or []
     if skipped:
         out += ["Not computed: " + "; ".join(f"{md_escape(d)} `{m}` ({md_escape(why)})" for d, m, why in skipped),

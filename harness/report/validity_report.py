@@ -108,7 +108,7 @@ def heatmap(v: Validation, out_dir) -> list:
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-    from harness.resources.cache import atomic_write_bytes
+    from harness.run.outdir import write_bytes as atomic_write_bytes
 
     metrics = [m for m in v.metrics if m not in v.skipped]
     cors = v.corruptions

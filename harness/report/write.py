@@ -39,9 +39,10 @@ def write_report(out: Path, results, meta: dict) -> list[Path]:
     from harness.report.figures import all_figures
     from harness.report.html import render_html
     from harness.report.markdown import render_markdown
-    from harness.resources.cache import atomic_write_text
+    from harness.run.outdir import claim
+    from harness.run.outdir import write_text as atomic_write_text
 
-    out = Path(out)
+    out = claim(out)
     results = ordered(results, meta)
     infos = metric_infos(results)
     summaries = {m: i["summary"] for m, i in infos.items()}

@@ -36,7 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import UserError
-from harness.resources.cache import atomic_write_bytes, atomic_write_text
+from harness.run.outdir import remove as remove_own
+from harness.run.outdir import write_bytes as atomic_write_bytes
+from harness.run.outdir import write_text as atomic_write_text
 from harness.run.store import WITHHELD
 from harness.stats.conformal import conformal_outliers  # noqa: F401  (re-export: its old place)
 
@@ -100,6 +102,9 @@ def _preview(text: str) -> str:
     return _WS.sub(" ", text).strip()[:PREVIEW]
 
 
+EMPTY_METRIC = "format/empty-rate"
+
+
 def collect_flags(out_dir, results, evaluated: dict, log=print, quote_text: bool = True) -> tuple[dict, list[dict]]:
     """(per-dataset metadata, flag records) from the stored findings of ``results``.
 
@@ -136,14 +141,24 @@ def collect_flags(out_dir, results, evaluated: dict, log=print, quote_text: bool
                 entry = flagged[r.dataset].setdefault(ids[p], [set(), set(), p])
                 entry[0].add(reason)
                 entry[1].add(r.metric)
+    for r in results:  # rows the loader left out as empty: flagged from the corpus (no metric saw them)
+        corpus = evaluated.get(r.dataset)
+        if r.metric != EMPTY_METRIC or corpus is None or not corpus.empty_rows:
+            continue
+        meta[r.dataset]["checks"][r.metric] = {"empty": len(corpus.empty_rows)}
+        for row in corpus.empty_rows:
+            entry = flagged[r.dataset].setdefault(row, [set(), set(), None])
+            entry[0].add("empty")
+            entry[1].add(r.metric)
     records = []
     for name, rows in flagged.items():
         meta[name]["flagged_rows"] = len(rows)
         texts = evaluated[name].texts
         for row in sorted(rows):
             reasons, metrics, p = rows[row]
+            preview = "" if p is None else (_preview(texts[p]) if quote_text else WITHHELD)
             records.append({"dataset": name, "row": int(row), "reasons": sorted(reasons),
-                            "metrics": sorted(metrics), "preview": _preview(texts[p]) if quote_text else WITHHELD})
+                            "metrics": sorted(metrics), "preview": preview})
     return meta, records
 
 
@@ -173,7 +188,7 @@ def write_flags(out_dir: Path, results, evaluated: dict, keep_keys=None, log=pri
     if keep_keys is not None and (out_dir / ROWS_DIR).is_dir():
         for f in (out_dir / ROWS_DIR).glob("*.json"):
             if f.stem not in keep_keys:
-                f.unlink(missing_ok=True)
+                remove_own(f)  # only a row file synthbench wrote (the folder's manifest lists it)
     return out_dir / FLAGS_PARQUET
 
 
@@ -268,7 +283,7 @@ def _raw_rows(spec: str, corpus, split: str | None) -> tuple[list[dict], str]:
         if any((path / f).exists() for f in ("dataset_info.json", "state.json", "dataset_dict.json")):
             return [r for _, r in data._hf_folder_rows(path, split)], "hf"
         return rebuilt()
-    ext = path.suffix.lower()
+    ext = data.data_ext(path)
     if ext in data.JSONL_EXT:
         return [r for _, r in data._jsonl_rows(path)], "jsonl"
     if ext in data.JSON_EXT:

@@ -41,6 +41,7 @@ class RunConfig:
     quote_text: bool = True                 # False: dataset text in result details is withheld (licences)
     engine: object | None = None            # harness.resources.engines.RayEngine: embeddings computed on a Ray cluster
     resources: dict = field(default_factory=dict)  # ready resources by need (e.g. "lm_eval": the LM-utility bridge)
+    label_mismatch: dict = field(default_factory=dict)  # candidate name -> why its labels cannot be compared
 
 
 @dataclass
@@ -166,6 +167,8 @@ def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list
     store = (out_dir if isinstance(out_dir, (ResultStore, MemoryStore)) else
              MemoryStore(quote_text=cfg.quote_text) if out_dir is None else ResultStore(out_dir, quote_text=cfg.quote_text))
     outcome = RunOutcome(results=[])
+    for note in getattr(store, "notes", []):
+        log(f"warning: {note}")
     if embedder is not None:
         cfg.embedder = embedder.spec if hasattr(embedder, "spec") else embedder
     # the shared resources the planned metrics need, each built once (harness/resources/providers.py)
@@ -184,6 +187,8 @@ def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list
         outcome.evaluated[corpus.name] = corpus
         for spec in specs:
             reason = applicable(spec, corpus, reference, role, test, cfg.resources)
+            if reason is None and "labels" in spec.info.needs and corpus.name in cfg.label_mismatch:
+                reason = cfg.label_mismatch[corpus.name]
             if reason == REFERENCE_ITSELF:
                 continue  # a comparison with the reference has no row for the reference itself
             if reason:
@@ -251,7 +256,8 @@ def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list
             if os.environ.get("SYNTHBENCH_DEBUG"):  # the traceback, for whoever debugs a metric
                 import traceback
 
-                log("".join(traceback.format_exception(e)).rstrip())
+                for line in "".join(traceback.format_exception(e)).rstrip().splitlines():
+                    log(line)
             outcome.failed.append((corpus.name, spec.name, reason))
             store.put_failure(corpus.name, spec.name, sig, role, reason)
             store.flush()

@@ -18,7 +18,6 @@ import json
 from pathlib import Path
 
 from harness.errors import UserError
-from harness.resources.cache import atomic_write_text
 from harness.types import RECORD_SCHEMA_VERSION, Result
 
 RESULTS = "results.jsonl"
@@ -118,37 +117,64 @@ class MemoryStore(_Records):
 
 
 class ResultStore(_Records):
+    """The file store of an output folder (see the module docstring).
+
+    A line of results.jsonl that is not a synthbench record (a torn write, an edit) is left out with a note
+    in ``notes``, so its metric is computed again; the good records are kept. Every flush merges under the
+    folder's lock: records another run wrote into the folder meanwhile are kept (this run's own records
+    win for the keys it computed), so two runs into one folder both keep their work.
+    """
+
     def __init__(self, out_dir: Path, quote_text: bool = True):
         self.quote_text = quote_text  # False: dataset text in details is withheld when written
         self.out_dir = Path(out_dir)
         self.path = self.out_dir / RESULTS
         self.records: dict[tuple[str, str], dict] = {}
+        self.notes: list[str] = []   # one line per damaged record left out (the runner logs them)
+        self._mine: set[tuple[str, str]] = set()
         if self.path.exists():
-            self._load()
+            self.records, damaged = _read_records(self.path)
+            if damaged:
+                lines = ", ".join(map(str, damaged[:5])) + (f" (… {len(damaged)} in all)" if len(damaged) > 5 else "")
+                self.notes.append(f"{self.path}: line(s) {lines} are not synthbench records (damaged); "
+                                  "left out, so their metrics are computed again")
 
-    def _load(self) -> None:
-        for lineno, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-                key = (d["dataset"], d["metric"])
-                d["signature_key"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise UserError(f"{self.path}: line {lineno} is not a synthbench result record",
-                                "delete the file (or choose another --out folder) to start afresh") from None
-            self.records[key] = d
+    def put(self, result: Result) -> None:
+        super().put(result)
+        self._mine.add((result.dataset, result.metric))
+
+    def put_failure(self, dataset: str, metric: str, signature, role: str, reason: str) -> None:
+        super().put_failure(dataset, metric, signature, role, reason)
+        self._mine.add((dataset, metric))
+
+    def _claim(self) -> None:
+        """Before the first write: the folder must be one synthbench may write into (harness.run.outdir)."""
+        if not getattr(self, "_claimed", False):
+            from harness.run import outdir
+
+            outdir.claim(self.out_dir)
+            self._claimed = True
 
     def flush(self) -> None:
-        recs = self.records.values()
-        if not self.quote_text:  # records reused from an earlier run are withheld too
-            recs = [{**d, "details": withhold_text(d.get("details") or {})} for d in recs]
-        lines = [json.dumps(d, ensure_ascii=False, sort_keys=True) for d in recs]
-        atomic_write_text(self.path, "\n".join(lines) + ("\n" if lines else ""))
+        from harness.run import outdir
+
+        self._claim()
+        with outdir.lock(self.out_dir):
+            if self.path.exists():  # another run into this folder may have added records since we read it
+                disk, _ = _read_records(self.path)
+                for key, d in disk.items():
+                    if key not in self._mine:
+                        self.records[key] = d
+            recs = self.records.values()
+            if not self.quote_text:  # records reused from an earlier run are withheld too
+                recs = [{**d, "details": withhold_text(d.get("details") or {})} for d in recs]
+            lines = [json.dumps(d, ensure_ascii=False, sort_keys=True) for d in recs]
+            outdir.write_text(self.path, "\n".join(lines) + ("\n" if lines else ""))
 
     def save_rows(self, key: str, metric: str, rows: dict, n: int) -> dict[str, int]:
         from harness.run.flags import save_rows
 
+        self._claim()
         return save_rows(self.out_dir, key, metric, rows, n)
 
     def load_rows(self, key: str) -> dict | None:
@@ -157,10 +183,72 @@ class ResultStore(_Records):
         return load_rows(self.out_dir, key)
 
     def write_flags(self, results, evaluated, keep_keys=None, log=print):
+        from harness.run import outdir
         from harness.run.flags import write_flags
 
-        return write_flags(self.out_dir, results, evaluated, keep_keys=keep_keys, log=log, quote_text=self.quote_text)
+        with outdir.lock(self.out_dir):  # the row files another run is writing are never pruned
+            if self.path.exists() and keep_keys is not None:
+                disk, _ = _read_records(self.path)
+                keep_keys = set(keep_keys) | {d.get("signature_key") for d in disk.values()}
+            return write_flags(self.out_dir, results, evaluated, keep_keys=keep_keys, log=log,
+                               quote_text=self.quote_text)
 
+
+def _read_records(path: Path) -> tuple[dict[tuple[str, str], dict], list[int]]:
+    """The records of a results.jsonl by (dataset, metric), and the line numbers of damaged lines."""
+    records: dict[tuple[str, str], dict] = {}
+    damaged: list[int] = []
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as e:
+        raise UserError(f"{path}: cannot be read ({e.strerror})", "check its permissions") from None
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+            key = (d["dataset"], d["metric"])
+            if not isinstance(d["signature_key"], str) or not isinstance(d["signature"], dict):
+                raise TypeError
+            if d.get("status") != "failed" and not isinstance(d.get("value"), (int, float)):
+                raise TypeError
+        except (json.JSONDecodeError, KeyError, TypeError):
+            damaged.append(lineno)
+            continue
+        records[key] = d
+    return records, damaged
+
+
+def stale_reason(d: dict, meta: dict) -> str | None:
+    """Why a stored record no longer describes the data and code of the run in ``meta`` (run.json), or None.
+
+    A record is current while the datasets it was computed on are the ones run.json names (content
+    fingerprints and sample), its metric version is the declared one, and seed and embedder match.
+    """
+    from harness import metrics as registry
+
+    sig = d.get("signature") or {}
+    data = sig.get("data") or {}
+    ds = {x["name"]: x for x in [meta.get("reference"), meta.get("test"), *(meta.get("candidates") or [])] if x}
+    me = ds.get(d.get("dataset"))
+    if me is None:
+        return "its dataset is not part of the last run"
+    if data.get("candidate") != me.get("fingerprint") or (data.get("sample") or None) != (me.get("sample") or None):
+        return "computed on other data under this name"
+    ref = meta.get("reference") or {}
+    if data.get("reference") is not None and data.get("reference") != ref.get("fingerprint"):
+        return "computed against another reference"
+    test = meta.get("test") or {}
+    if data.get("test") is not None and data.get("test") != test.get("fingerprint"):
+        return "computed with another test split"
+    m = d.get("metric")
+    if registry.is_metric(m) and sig.get("version") != registry.info(m).version:
+        return f"computed by version {sig.get('version')} of the metric (now {registry.info(m).version})"
+    if meta.get("seed") is not None and sig.get("seed") not in (None, meta.get("seed")):
+        return f"computed with seed {sig.get('seed')} (the run used {meta.get('seed')})"
+    if sig.get("embedder") and meta.get("embedder") and sig.get("embedder") != meta.get("embedder"):
+        return "computed with another embedder"
+    return None
 
 
 def load_results(out_dir: Path) -> list[Result]:
@@ -168,6 +256,25 @@ def load_results(out_dir: Path) -> list[Result]:
     if not path.exists():
         raise UserError(f"{path}: no results here", "run 'synthbench eval ... --out DIR' first")
     return ResultStore(Path(out_dir)).all()
+
+
+def current_records(out_dir: Path, meta: dict) -> tuple[list[Result], list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    """(current results, current failures, stale (dataset, metric, why)) of a stored run: a record is shown
+    only while :func:`stale_reason` finds nothing (``synthbench report``)."""
+    path = Path(out_dir) / RESULTS
+    if not path.exists():
+        raise UserError(f"{path}: no results here", "run 'synthbench eval ... --out DIR' first")
+    store = ResultStore(Path(out_dir))
+    results, failures, stale = [], [], []
+    for d in store.records.values():
+        why = stale_reason(d, meta) if meta else None
+        if why:
+            stale.append((d["dataset"], d["metric"], why))
+        elif d.get("status") == "failed":
+            failures.append((d["dataset"], d["metric"], d.get("error", "")))
+        else:
+            results.append(Result.from_json(d))
+    return results, failures, stale
 
 
 def load_failures(out_dir: Path) -> list[tuple[str, str, str]]:

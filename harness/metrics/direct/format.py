@@ -15,6 +15,30 @@ EXAMPLES_PER_REASON = 3
 WIDTH = 160
 
 
+@metric("format/empty-rate",
+        higher_is_better=False,
+        bounds=(0, 1),
+        resample="none",
+        no_identity="counts rows the loader left out; a corruption of kept rows cannot add one")
+def empty_rate(ctx) -> Score:
+    """Empty-row rate: share of the dataset's rows whose text is empty, whitespace-only or null; lower is better.
+
+    For instruction data a row is empty when its instruction is (an empty *output* under a real instruction
+    is a response defect, counted by ``faith/empty-output``). Empty generations are among the commonest
+    defects of LLM-made data: the loader leaves such rows out of every other metric (``--strict`` refuses
+    the file instead), and this metric counts them over all rows as loaded, so a sample or holdout does not
+    change it. Range [0, 1]; 0 when no row is empty. Interval: Wilson score. Format validity as a
+    faithfulness criterion: Long et al., "On LLMs-Driven Synthetic Data Generation, Curation, and
+    Evaluation: A Survey", Findings of ACL 2024, §4.1. details: ``count``, ``rows`` (``count`` as loaded),
+    ``where`` (the first lines or files). Row flags: ``empty`` in flags.jsonl (positions among the rows as
+    loaded, so ``synthbench curate --drop empty`` works).
+    """
+    c = ctx.corpus
+    k = len(c.empty_rows)
+    n = c.source_identity[1]
+    return Score(k / n, wilson_ci(k, n), {"count": k, "rows": n, "where": list(c.empty_where[:10])})
+
+
 @metric("format/invalid-rate",
         higher_is_better=False,
         bounds=(0, 1),

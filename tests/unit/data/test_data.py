@@ -87,11 +87,17 @@ def test_instruction_data_real():
     assert c.texts[0].startswith(raw["instruction"])
     ins = load_corpus(str(shared("alpaca_libre_gpt35/alpaca_libre_ok_v1-v3.jsonl")), FieldMap(text="instruction"))
     assert ins.texts[0] == raw["instruction"] and ins.kind == "text"
-    # as the text of a row, an empty output is bad input; the real file has one at line 67
+    # as the text of a row, an empty output is an empty row: left out and counted (the real file has one at
+    # line 67); --strict refuses it
     rows = read_jsonl(shared("alpaca_libre_gpt35/alpaca_libre_ok_v1-v3.jsonl"))
-    first_empty = next(i for i, r in enumerate(rows, 1) if not r["output"].strip())
-    with pytest.raises(UserError, match=f"line {first_empty}: field 'output' is empty"):
-        load_corpus(str(shared("alpaca_libre_gpt35/alpaca_libre_ok_v1-v3.jsonl")), FieldMap(text="output"))
+    empty = [i for i, r in enumerate(rows) if not r["output"].strip()]
+    out = load_corpus(str(shared("alpaca_libre_gpt35/alpaca_libre_ok_v1-v3.jsonl")), FieldMap(text="output"))
+    assert out.empty_rows == tuple(empty) and len(out) == len(rows) - len(empty)
+    assert out.source_identity[1] == len(rows) and out.empty_where[0] == f"line {empty[0] + 1}"
+    assert all(out.texts[k] == rows[i]["output"] for k, i in enumerate(out.source_row_ids[:50]))
+    with pytest.raises(UserError, match=f"line {empty[0] + 1}: field 'output' is empty"):
+        load_corpus(str(shared("alpaca_libre_gpt35/alpaca_libre_ok_v1-v3.jsonl")), FieldMap(text="output"),
+                    strict=True)
 
 
 def test_real_classification_and_builtin():
@@ -145,11 +151,27 @@ def test_bad_input_names_file_row_and_fix(tmp_path, name):
     elif content is not None:
         p.write_bytes(content)
     with pytest.raises(UserError) as ei:
-        load_corpus(str(p))
+        load_corpus(str(p), strict=name in EMPTY_ROW)
     line = ei.value.line()
     assert expected in line
     assert name in line
     assert "fix:" in line and "\n" not in line
+
+
+#: an empty or null text is a finding by default, refused only under strict
+EMPTY_ROW = {"emptytext.jsonl", "nulltext.jsonl", "emptycell.csv"}
+
+
+@pytest.mark.parametrize("name", sorted(EMPTY_ROW))
+def test_empty_rows_are_left_out_and_counted(tmp_path, name):
+    p = tmp_path / name
+    p.write_bytes(BAD[name][0])
+    c = load_corpus(str(p))
+    assert len(c) == 1 and c.empty_rows == (1,) and c.source_identity[1] == 2 and c.source_row_ids == (0,)
+    where = "line 3" if name.endswith(".csv") else "line 2"
+    assert c.empty_where == (where,) and where in c.notes[0] and "format/empty-rate" in c.notes[0]
+    plain = load_corpus(str(p), strict=False)
+    assert plain.fingerprint == c.fingerprint
 
 
 def test_missing_named_columns(tmp_path):
