@@ -141,19 +141,52 @@ class JudgmentCache:
         self._lock = threading.Lock()
 
     def _conn(self) -> sqlite3.Connection:
+        """The connection; a damaged file (overwritten, truncated) is moved aside with one line and rebuilt."""
+        from harness.resources.cache import _is_damage, move_aside
+
         if self._db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+            try:
+                self._db = self._open()
+            except sqlite3.DatabaseError as e:
+                if not _is_damage(e) or not self.path.exists():
+                    raise
+                move_aside(self.path, str(e), "judge cache")
+                self._db = self._open()
+        return self._db
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+        try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("CREATE TABLE IF NOT EXISTS judgment (k TEXT PRIMARY KEY, model TEXT, content TEXT, "
                        "prompt_tokens INTEGER, completion_tokens INTEGER, finish_reason TEXT, created REAL)")
-            self._db = db
-        return self._db
+            db.execute("SELECT count(*) FROM (SELECT k FROM judgment LIMIT 1)").fetchone()
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
 
     def get_many(self, keys: list[str]) -> dict[str, dict]:
         if not keys or not self.path.exists():
             return {}
+        try:
+            return self._get_many(keys)
+        except sqlite3.DatabaseError as e:  # damaged past the header
+            from harness.resources.cache import _is_damage, move_aside
+
+            if not _is_damage(e):
+                raise
+            with self._lock:
+                if self._db is not None:
+                    self._db.close()
+                    self._db = None
+                if self.path.exists():
+                    move_aside(self.path, str(e), "judge cache")
+            return {}
+
+    def _get_many(self, keys: list[str]) -> dict[str, dict]:
         out = {}
         with self._lock:
             db = self._conn()

@@ -473,3 +473,19 @@ def test_no_quote_text_leaves_no_row_text_in_any_file(tmp_path, capsys):
     leaked = {p: w for p, w in run(tmp_path / "out", "--no-quote-text").items() if w}
     assert not leaked
     assert b"withheld" in (tmp_path / "out" / "results.jsonl").read_bytes()
+
+
+def test_a_damaged_judge_cache_is_moved_aside_and_rebuilt(tmp_path, capsys):
+    from harness.resources.judge_client import JudgmentCache
+
+    path = tmp_path / "judgments.sqlite"
+    c = JudgmentCache(path)
+    c.put("k1", "m", {"content": "score: 4", "prompt_tokens": 3, "completion_tokens": 2, "finish_reason": "stop"})
+    c._db.close()
+    path.write_bytes(b"garbage" * 1000)
+    c = JudgmentCache(path)
+    assert c.get_many(["k1"]) == {}
+    c.put("k2", "m", {"content": "score: 5"})
+    assert c.get_many(["k2"])["k2"]["content"] == "score: 5"
+    lines = [x for x in capsys.readouterr().err.splitlines() if "damaged" in x]
+    assert len(lines) == 1 and "judge cache" in lines[0] and (tmp_path / "judgments.sqlite.damaged-1").exists()
