@@ -132,12 +132,12 @@ def claim(out, force: bool = False, flag: str = "--out") -> Path:
     if root.exists() and not root.is_dir():
         raise UserError(f"{flag} {root}: is a file, not a folder", "give a new or empty folder (or one synthbench wrote)")
     key = root.resolve()
-    if key in _claimed:
-        return root
+    if key in _claimed and (root / MARKER).exists():
+        return root  # claimed earlier in this process and still ours (a removed folder is checked again)
+    present = _listing(root) if root.is_dir() else []  # the lock and temporary files of a run starting now do not count
     if (root / MARKER).exists():
         files = _read_manifest(root)
-    elif root.is_dir() and any(root.iterdir()):
-        present = _listing(root)
+    elif present:
         if _written_before(root):
             files = {rel for rel in present if _own_name(rel)}  # a folder synthbench wrote before the marker
         elif force:
@@ -148,7 +148,7 @@ def claim(out, force: bool = False, flag: str = "--out") -> Path:
             files = set()
         else:
             shown = ", ".join(present[:4]) + (f", … ({len(present)} files)" if len(present) > 4 else "")
-            raise UserError(f"{flag} {root}: holds files synthbench did not write ({shown or 'sub-folders'})",
+            raise UserError(f"{flag} {root}: holds files synthbench did not write ({shown})",
                             "choose a new or empty folder, or pass --force to write synthbench's files beside them "
                             "(files it did not write are never overwritten or deleted)")
     else:
@@ -216,27 +216,33 @@ def write_bytes(path, data: bytes) -> None:
     An OSError (full disk, read-only folder, a file where a folder should be) becomes one line, and the
     temporary file is removed, so nothing is half-written.
     """
-    from harness.resources.cache import atomic_write_bytes
-
     path = Path(path)
     where = _root_of(path)
-    if where is not None:
-        root, rel = where
+    if where is None:
+        _atomic(path, data)
+        return
+    root, rel = where
+    with lock(root):  # the check, the write and the manifest entry as one step for every run into the folder
         files = _claimed[root]
         if rel not in files and path.exists():
             files |= _read_manifest(root)  # another run into this folder may have written it
             if rel not in files:
                 raise UserError(f"{path}: exists and was not written by synthbench (it is kept)",
                                 "move it out of the output folder, or choose another --out folder")
+        _atomic(path, data)
+        if rel not in files:
+            files |= _read_manifest(root)
+            files.add(rel)
+            _write_manifest(root, files)
+
+
+def _atomic(path: Path, data: bytes) -> None:
+    from harness.resources.cache import atomic_write_bytes
+
     try:
         atomic_write_bytes(path, data)
     except OSError as e:
         raise _oserror(path, e) from None
-    if where is not None and rel not in files:
-        with lock(root):
-            files |= _read_manifest(root)
-            files.add(rel)
-            _write_manifest(root, files)
 
 
 def write_text(path, text: str) -> None:
