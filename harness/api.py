@@ -402,6 +402,7 @@ def execute(candidates, reference, test, specs, out, *, seed: int = 0, sample_si
         "test": describe(test, "test") if test is not None else None,
         "metrics": [s.name for s in specs],
         "metric_versions": {s.name: s.info.version for s in specs},
+        "metric_args": {s.name: dict(s.args) for s in specs if s.args},
         "size_dependent": [s.name for s in specs if s.info.size_dependent],
         "skipped": [list(x) for x in outcome.skipped],
         "failed": [list(x) for x in outcome.failed],

@@ -202,6 +202,10 @@ def cmd_report(out: Path) -> int:
     if not meta:
         raise UserError(f"{meta_path}: missing or damaged", "rerun 'synthbench eval' into this folder to recreate it")
     results, failures, stale = current_records(out, meta)
+    if stale and not results and not failures:
+        raise UserError(f"{out}: all {len(stale)} stored record(s) are stale ({stale[0][2]}); the reports there "
+                        "are left as they are", "rerun 'synthbench eval' (or 'synthbench run SUITE') into this "
+                        "folder to recompute them")
     meta["failed"] = [list(x) for x in failures]
     meta["stale"] = [list(x) for x in stale]
     written = write_report(out, results, meta)

@@ -223,7 +223,8 @@ def stale_reason(d: dict, meta: dict) -> str | None:
     """Why a stored record no longer describes the data and code of the run in ``meta`` (run.json), or None.
 
     A record is current while the datasets it was computed on are the ones run.json names (content
-    fingerprints and sample), its metric version is the declared one, and seed and embedder match.
+    fingerprints and sample), its metric version is the declared one, its arguments are the ones the run
+    used for that metric, and seed and embedder match.
     """
     from harness import metrics as registry
 
@@ -243,7 +244,16 @@ def stale_reason(d: dict, meta: dict) -> str | None:
         return "computed with another test split"
     m = d.get("metric")
     if registry.is_metric(m) and sig.get("version") != registry.info(m).version:
+        if sig.get("version") is None:
+            return "computed before metric versions were recorded (by older code)"
         return f"computed by version {sig.get('version')} of the metric (now {registry.info(m).version})"
+    wanted = (meta.get("metric_args") or {}).get(m)
+    if wanted and m in (meta.get("metrics") or []):
+        have = sig.get("args") or {}
+        norm = lambda v: json.loads(json.dumps(v, sort_keys=True, default=str))  # noqa: E731 - tuples as lists
+        moved = sorted(k for k, v in wanted.items() if norm(have.get(k)) != norm(v))
+        if moved:
+            return f"computed with other arguments ({', '.join(moved)})"
     if meta.get("seed") is not None and sig.get("seed") not in (None, meta.get("seed")):
         return f"computed with seed {sig.get('seed')} (the run used {meta.get('seed')})"
     if sig.get("embedder") and meta.get("embedder") and sig.get("embedder") != meta.get("embedder"):

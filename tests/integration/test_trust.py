@@ -489,3 +489,27 @@ def test_a_damaged_judge_cache_is_moved_aside_and_rebuilt(tmp_path, capsys):
     assert c.get_many(["k2"])["k2"]["content"] == "score: 5"
     lines = [x for x in capsys.readouterr().err.splitlines() if "damaged" in x]
     assert len(lines) == 1 and "judge cache" in lines[0] and (tmp_path / "judgments.sqlite.damaged-1").exists()
+
+
+def test_a_record_computed_with_other_metric_arguments_is_stale(tmp_path):
+    import harness
+    from harness.run.store import stale_reason
+
+    run = harness.evaluate({"a": [r["text"] for r in DISTINCT]}, metrics=["lexical/mattr"], out=tmp_path / "o")
+    meta = json.loads((tmp_path / "o" / "run.json").read_text(encoding="utf-8"))
+    rec = _records(tmp_path / "o")[("a", "lexical/mattr")]
+    assert stale_reason(rec, meta) is None and meta["metric_args"]["lexical/mattr"] == run.meta["metric_args"]["lexical/mattr"]
+    key = next(iter(meta["metric_args"]["lexical/mattr"]))
+    rec["signature"]["args"][key] = 7
+    assert f"other arguments ({key})" in stale_reason(rec, meta)
+
+
+def test_report_of_only_stale_records_leaves_the_reports_alone(tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "atis"
+    shutil.copytree(ROOT / "reports" / "intent-atis", out)  # committed before metric versions were recorded
+    before = (out / "report.md").read_bytes()
+    code, _, err = _cli(["report", out], capsys)
+    _one_line(code, err, "stale", "before metric versions were recorded", "rerun")
+    assert (out / "report.md").read_bytes() == before
