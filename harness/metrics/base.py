@@ -150,6 +150,10 @@ class MetricInfo:
     identity: Identity | None = None
     no_identity: str | None = None   # why a metric that needs a reference has no "no difference" value
     needs_of: Callable | None = None  # needs that follow from arguments: fn(args) -> needs
+    # Determinism: 0 means bit-identical across runs on one machine whatever the BLAS threads (the golden
+    # test and the committed-report check compare exactly); > 0 is the relative (and absolute) tolerance
+    # those checks allow a metric whose floating-point sums move with BLAS threads or hardware.
+    tolerance: float = 0.0
 
     @property
     def group(self) -> str:
@@ -175,7 +179,8 @@ class MetricInfo:
                 "higher_is_better": self.higher_is_better, "range": self.range,
                 "bounds": list(self.bounds), "size_dependent": self.size_dependent, "needs": list(self.needs),
                 "opt_in": self.opt_in, "cost": self.cost, "version": self.version, "seeded": self.seeded,
-                "resample": self.resample, "args": dict(self.args), "summary": self.summary,
+                "resample": self.resample, "tolerance": self.tolerance, "args": dict(self.args),
+                "summary": self.summary,
                 "function": self.target}
 
 
@@ -195,7 +200,7 @@ def metric(name: str | None = None, *, args: dict | None = None, variants: list[
            range: str | None = None, size_dependent: bool = False, seeded: bool = False, opt_in: bool = False,
            cost: str = "light", version: int = 1, resample: str = "set", neutral_args: dict | None = None,
            expect: dict | None = None, limits: dict | None = None, identity: Identity | None = None,
-           no_identity: str | None = None, register: bool = True):
+           no_identity: str | None = None, tolerance: float = 0.0, register: bool = True):
     """Declare a function a metric: once, here, beside it. Its docstring's first line is the one-line meaning.
 
     ``name`` (with ``args``, its default arguments) names one metric; ``variants`` names several that the
@@ -203,7 +208,10 @@ def metric(name: str | None = None, *, args: dict | None = None, variants: list[
     needs that follow from arguments. ``bounds`` is the numeric range; ``range`` the text shown for it
     (default: rendered from ``bounds``). ``size_dependent`` marks values that move with the number of
     rows (compared at one sample size; repeated under ``--repeats``); a test measures it for every metric.
-    ``version`` enters every signature: bump it when the value changes for the same data and arguments.
+    ``version`` enters every signature: bump it when the value changes for the same data and arguments
+    (``tests/unit/metrics/test_golden.py`` fails when a stored golden value moves without a bump).
+    ``tolerance`` states the metric's determinism: 0 (bit-identical on one machine), or the relative
+    tolerance its value may move by with BLAS threads or hardware (measured, see docs/design.md).
     """
     if (name is None) == (variants is None):
         raise ValueError("give a metric name or a list of variants")
@@ -216,7 +224,7 @@ def metric(name: str | None = None, *, args: dict | None = None, variants: list[
                     summary=doc.split("\n", 1)[0].strip(), doc=doc, size_dependent=size_dependent,
                     seeded=seeded, opt_in=opt_in, cost=cost, version=version, resample=resample,
                     neutral_args=dict(neutral_args or {}), expect=expect, limits=dict(limits or {}),
-                    identity=identity, no_identity=no_identity)
+                    identity=identity, no_identity=no_identity, tolerance=float(tolerance))
         decls = []
         for v in variants:
             fields_ = {**base, **v.overrides}
@@ -263,6 +271,8 @@ def _check(info: MetricInfo) -> None:
         bad.append(f"cost {info.cost!r} is not one of {COSTS}")
     if not isinstance(info.version, int) or info.version < 1:
         bad.append("version must be a positive integer")
+    if not 0 <= info.tolerance < 0.1:
+        bad.append(f"tolerance {info.tolerance} must be in [0, 0.1)")
     if not info.bounds[0] <= info.bounds[1]:
         bad.append(f"bounds {info.bounds} are empty")
     for k, v in (info.expect or {}).items():

@@ -208,11 +208,14 @@ def markdown_table() -> str:
              "the value moves with the number of rows (compare at one `--sample-size`; `--repeats` averages "
              "several samples). *needs*: `reference` is the real data a candidate is compared with (for "
              "`utility/`, the real training data); `test` is a real held-out split (`--test`, or `--holdout`). "
-             "*version* enters every result's signature. Opt-in metrics run only when named.", "",
-             "| metric | meaning | range | better | size-dependent | needs | version |",
-             "|---|---|---|:-:|:-:|---|:-:|"]
+             "*version* enters every result's signature; *tolerance* is the metric's stated determinism "
+             "(exact: bit-identical on one machine; a number: the relative tolerance it may move by with BLAS "
+             "threads or hardware). Opt-in metrics run only when named.", "",
+             "| metric | meaning | range | better | size-dependent | needs | version | tolerance |",
+             "|---|---|---|:-:|:-:|---|:-:|:-:|"]
     for name, i in _catalogue().items():
         opt = " (opt-in)" if i.opt_in else ""
         lines.append(f"| `{name}`{opt} | {i.summary.replace('|', '/')} | {i.range} | {arrow(i.higher_is_better)} | "
-                     f"{'yes' if i.size_dependent else ''} | {', '.join(i.needs)} | {i.version} |")
+                     f"{'yes' if i.size_dependent else ''} | {', '.join(i.needs)} | {i.version} | "
+                     f"{f'{i.tolerance:g}' if i.tolerance else 'exact'} |")
     return "\n".join(lines) + "\n"
