@@ -1,0 +1,82 @@
+"""Committed reports reproduce (issue #24): each committed suite, re-run by the landed code into a temporary
+folder, gives every committed record again: the same (dataset, metric) pairs, none missing and none extra,
+each value and interval exact or within the metric's declared tolerance. Slow (minutes per suite): run by
+``make test-all``.
+
+``reports/demo`` keeps no raw results (``make demo`` computes on a fresh clone): its rendered report.md,
+a pure function of the records, is compared instead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from harness import metrics as registry
+from harness.cli import main
+from tests.conftest import ROOT
+
+SUITES = sorted(p for p in (ROOT / "suites").glob("*.yaml"))
+
+
+def _committed():
+    from harness.data.suite import load_suite
+
+    out = []
+    for p in SUITES:
+        name = load_suite(p).name
+        if (ROOT / "reports" / name / "results.jsonl").exists() or name == "demo":
+            out.append(pytest.param(p, name, id=name))
+    return out
+
+
+def _records(path):
+    return {(d["dataset"], d["metric"]): d for d in map(json.loads, path.read_text(encoding="utf-8").splitlines())
+            if d.get("status") != "failed"}
+
+
+def _same(a, b, tol):
+    if a is None or b is None:
+        return a is b
+    return a == b or (tol > 0 and math.isclose(a, b, rel_tol=tol, abs_tol=tol))
+
+
+def differences(committed: dict, fresh: dict) -> list[str]:
+    """One line per record that differs, is missing or is extra."""
+    out = [f"missing now: {k}" for k in sorted(set(committed) - set(fresh))]
+    out += [f"extra now (not committed): {k}" for k in sorted(set(fresh) - set(committed))]
+    for k in sorted(set(committed) & set(fresh)):
+        tol = registry.info(k[1]).tolerance if registry.is_metric(k[1]) else 0.0
+        a, b = committed[k], fresh[k]
+        if not _same(a["value"], b["value"], tol):
+            out.append(f"{k}: committed {a['value']!r}, now {b['value']!r}")
+        elif (a.get("ci") is None) != (b.get("ci") is None) or (
+                a.get("ci") and not all(_same(x, y, tol) for x, y in zip(a["ci"], b["ci"]))):
+            out.append(f"{k}: interval committed {a.get('ci')}, now {b.get('ci')}")
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suite,name", _committed())
+def test_committed_suite_reproduces(suite, name, tmp_path):
+    out = tmp_path / name
+    assert main(["run", str(suite), "--out", str(out), "--no-progress"]) in (0, 1)
+    committed = ROOT / "reports" / name
+    if name == "demo":
+        assert (out / "report.md").read_text(encoding="utf-8") == (committed / "report.md").read_text(encoding="utf-8")
+        return
+    bad = differences(_records(committed / "results.jsonl"), _records(out / "results.jsonl"))
+    assert not bad, f"{len(bad)} difference(s):\n" + "\n".join(bad[:40])
+
+
+def test_differences_finds_moved_missing_and_extra_records():
+    rec = lambda v, ci=None: {"value": v, "ci": ci}  # noqa: E731
+    a = {("x", "lexical/distinct-1"): rec(0.5), ("x", "semantic/vendi"): rec(10.0), ("x", "dup/exact-rate"): rec(0.1)}
+    b = {("x", "lexical/distinct-1"): rec(0.5000001), ("x", "semantic/vendi"): rec(10.0000000001),
+         ("y", "dup/exact-rate"): rec(0.1)}
+    d = differences(a, b)
+    assert any("lexical/distinct-1" in x for x in d)  # exact metric: any change counts
+    assert not any("semantic/vendi" in x for x in d)  # within its declared tolerance
+    assert any(x.startswith("missing now") for x in d) and any(x.startswith("extra now") for x in d)
