@@ -161,7 +161,6 @@ def _candidates(candidates) -> list[tuple[str | None, object]]:
     if isinstance(candidates, dict):
         return [(str(k), v) for k, v in candidates.items()]
     if isinstance(candidates, (list, tuple)) and candidates and all(
-            _is_spec(c) or _looks_like_path(c) for c in candidates) and any(
             _is_spec(c) or _looks_like_path(c) for c in candidates):
         return [(None, c) for c in candidates]
     if (isinstance(candidates, (list, tuple)) and candidates

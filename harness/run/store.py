@@ -160,8 +160,8 @@ class ResultStore(_Records):
 
         self._claim()
         with outdir.lock(self.out_dir):
-            if self.path.exists():  # another run into this folder may have added records since we read it
-                disk, _ = _read_records(self.path)
+            if self.path.exists() and self._stamp() != getattr(self, "_written", None):
+                disk, _ = _read_records(self.path)  # another run into this folder added records since we wrote
                 for key, d in disk.items():
                     if key not in self._mine:
                         self.records[key] = d
@@ -170,6 +170,11 @@ class ResultStore(_Records):
                 recs = [{**d, "details": withhold_text(d.get("details") or {})} for d in recs]
             lines = [json.dumps(d, ensure_ascii=False, sort_keys=True) for d in recs]
             outdir.write_text(self.path, "\n".join(lines) + ("\n" if lines else ""))
+            self._written = self._stamp()  # unchanged at the next flush: nothing to merge, no re-read
+
+    def _stamp(self):
+        st = self.path.stat()
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def save_rows(self, key: str, metric: str, rows: dict, n: int) -> dict[str, int]:
         from harness.run.flags import save_rows
