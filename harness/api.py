@@ -329,11 +329,15 @@ def describe(c, role) -> dict:
 def execute(candidates, reference, test, specs, out, *, seed: int = 0, sample_size=None, repeats: int = 1,
             embedder="default", batch_size: int = 64, progress: bool = False, extra_meta: dict | None = None,
             lm="default", quote_text: bool = True, judge: dict | None = None, engine: dict | None = None,
-            log=None, embedder_override=None, resources: dict | None = None, force: bool = False) -> Run:
+            log=None, embedder_override=None, resources: dict | None = None, force: bool = False,
+            precision: str | None = None) -> Run:
     """Run ``specs`` on loaded corpora: the one path every face (API, CLI, suites) takes.
 
     ``out`` is an output folder (records reused on rerun, results and reports written) or None (in memory).
+    ``precision`` (``auto``, ``fp32``, ``bf16``, ``fp16``; None: ``$SYNTHBENCH_PRECISION`` or ``auto``) is
+    the compute precision of the models (:mod:`harness.resources.precision`).
     """
+    from harness.resources import precision as P
     from harness.resources.embedder import resolve_embedder
     from harness.run.runner import RunConfig, run
 
@@ -355,14 +359,15 @@ def execute(candidates, reference, test, specs, out, *, seed: int = 0, sample_si
             "names, e.g. a suite's label_map, or pick the right label column)")
     needs_emb = any("embeddings" in s.info.needs or "reference_embeddings" in s.info.needs for s in specs)
     emb = None
+    precision = P.normalise(precision if precision is not None else os.environ.get("SYNTHBENCH_PRECISION"))
     if needs_emb and embedder_override is None:
-        emb = resolve_embedder(embedder, batch_size=batch_size)
+        emb = resolve_embedder(embedder, batch_size=batch_size, precision=precision)
     needs_lm = any("lm" in s.info.needs for s in specs)
     lm_spec = None
     if needs_lm or (lm or "default") != "default":  # a named model is checked even when no metric uses it
         from harness.resources.causal_lm import resolve_lm
 
-        lm_spec = resolve_lm(lm)
+        lm_spec = resolve_lm(lm, precision=precision if needs_lm else "fp32")
     judge_spec = None
     if any("judge" in s.info.needs for s in specs):  # the server itself starts only for an uncached request
         from harness.resources.judge_client import resolve_judge
@@ -374,7 +379,7 @@ def execute(candidates, reference, test, specs, out, *, seed: int = 0, sample_si
     eng = make_engine(engine_spec, log=log) if (needs_emb or needs_lm) else None
     cfg = RunConfig(seed=seed, embedder=emb, sample_size=sample_size, repeats=repeats, progress=progress,
                     lm=lm_spec if needs_lm else None, quote_text=quote_text, judge=judge_spec, engine=eng,
-                    resources=dict(resources or {}), label_mismatch=mismatch)
+                    resources=dict(resources or {}), label_mismatch=mismatch, precision=precision)
     corpora = ([(reference, "reference")] if reference is not None else []) + [(c, "candidate") for c in candidates]
     if out is not None:
         from harness.run.outdir import claim
@@ -395,6 +400,7 @@ def execute(candidates, reference, test, specs, out, *, seed: int = 0, sample_si
         **({"engine": {**engine_spec.describe(), **(eng.stats if eng is not None else {})}}
            if engine_spec.name != "local" else {}),
         "lm": lm_spec.identity if (lm_spec and needs_lm) else None,
+        "precision": _precision_record(precision, emb, lm_spec if needs_lm else None),
         **({"judge": judge_spec.identity} if judge_spec is not None else {}),
         "reference": describe(reference, "reference") if reference is not None else None,
         "candidates": [describe(c, "candidate") for c in candidates],
@@ -415,13 +421,25 @@ def execute(candidates, reference, test, specs, out, *, seed: int = 0, sample_si
     return result
 
 
+def _precision_record(requested: str, emb, lm_spec) -> dict:
+    """run.json's ``precision``: what was asked for and what each model ran at."""
+    from harness.resources import precision as P
+
+    models = {}
+    for name, spec in (("embedder", emb), ("lm", lm_spec)):
+        if spec is not None and hasattr(spec, "precision"):
+            choice = P.resolve(requested, spec.device) if requested != "fp32" else None
+            models[name] = choice or P.Choice("fp32", spec.device, "asked for")
+    return P.describe(requested, **models)
+
+
 def evaluate(candidates, reference=None, test=None, metrics=None, sample_size=None, repeats: int = 1,
              seed: int = 0, out=None, *, holdout: float | None = None, embedder="default", batch_size: int = 64,
              lm: str = "default", judge: dict | None = None, engine: dict | None = None, quote_text: bool = True,
              schema=None, text_field: str | None = None, label_field: str | None = None,
              instruction_field: str = "instruction", input_field: str = "input", output_field: str = "output",
              split: str | None = None, progress: bool = False, log=None, force: bool = False,
-             strict: bool = False) -> Run:
+             strict: bool = False, precision: str | None = None) -> Run:
     """Evaluate synthetic datasets against a real reference: every metric, one record per (dataset, metric).
 
     ``candidates``: one dataset (a path, ``NAME=PATH``, a list of strings or dicts, a pandas DataFrame, a
@@ -432,7 +450,9 @@ def evaluate(candidates, reference=None, test=None, metrics=None, sample_size=No
     dataset on N seeded rows; ``repeats`` R averages size-dependent metrics over R samples.
 
     ``embedder`` is ``"default"`` (all-MiniLM-L6-v2, offline), a local folder, a hub name (with a network) or
-    an object with ``embed(texts)`` and ``identity``; ``lm`` the causal LM of the fluency metrics. With
+    an object with ``embed(texts)`` and ``identity``; ``lm`` the causal LM of the fluency metrics;
+    ``precision`` their compute precision: ``"auto"`` (default: bf16 where the CPU or GPU runs it fast,
+    fp16 on a GPU without bf16, fp32 elsewhere), ``"fp32"``, ``"bf16"`` or ``"fp16"``. With
     ``out=`` the run resumes exactly as ``synthbench eval --out`` does (finished records are reused) and
     writes results.jsonl, run.json, the row flags and the reports there; without it nothing is written.
     ``out`` must be new, empty or a folder synthbench wrote (``force=True`` writes beside other files and
@@ -477,7 +497,7 @@ def evaluate(candidates, reference=None, test=None, metrics=None, sample_size=No
     return execute(cands, ref, tst, specs, out, seed=seed, sample_size=sample_size, repeats=repeats,
                    embedder="default" if emb_obj is not None else embedder, batch_size=batch_size,
                    progress=progress, lm=lm, quote_text=quote_text, judge=judge, engine=engine, log=log,
-                   extra_meta=extra, embedder_override=emb_obj, force=force)
+                   extra_meta=extra, embedder_override=emb_obj, force=force, precision=precision)
 
 
 def _check_options(*, metrics, sample_size, repeats, seed, holdout, batch_size) -> None:
@@ -537,9 +557,11 @@ def _load_record(candidates, reference, test, holdout, fields, split, schema_pat
                        embedder=embedder if isinstance(embedder, str) else "default")
 
 
-def run_suite(suite, out=None, *, progress: bool = False, log=None, force: bool = False) -> Run:
+def run_suite(suite, out=None, *, progress: bool = False, log=None, force: bool = False,
+              precision: str | None = None) -> Run:
     """Run a declared benchmark: ``suite`` is a path to its YAML (or a loaded Suite); ``out`` defaults to
-    ``reports/<suite name>``. Finished records in ``out`` are reused."""
+    ``reports/<suite name>``. Finished records in ``out`` are reused. ``precision`` overrides the suite's
+    ``precision:`` (default ``auto``)."""
     from harness.analysis.comparison import suite_load_record
     from harness.data.schema import resolve_for_candidates
     from harness.data.suite import load_dataset, load_suite, suite_specs
@@ -567,7 +589,7 @@ def run_suite(suite, out=None, *, progress: bool = False, log=None, force: bool 
     return execute(candidates, reference, test, specs, out, seed=suite.seed, sample_size=suite.sample_size,
                    repeats=suite.repeats, embedder=suite.embedder, progress=progress, extra_meta=extra,
                    lm=suite.lm, quote_text=suite.quote_text, judge=suite.judge, engine=suite.engine, log=log,
-                   force=force)
+                   force=force, precision=precision if precision is not None else suite.precision)
 
 
 def compare(a, b, metrics=None, resamples: int | None = None, seed: int = 0, out=None, *, embedder=None,

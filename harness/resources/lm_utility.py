@@ -25,6 +25,7 @@ class LMUtility:
     train_device: str | None = None
     threads: int | None = None
     progress: bool = False
+    max_memory: int | None = None  # bytes for fine-tuning and lm-eval (None: causal_ft.DEFAULT_MAX_MEMORY)
     log: object = print
     timings: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
@@ -46,7 +47,8 @@ class LMUtility:
         if self._base is None:
             t0 = time.perf_counter()
             self._base = L.evaluate({"pretrained": self.lm.location}, self.tasks, self.folder,
-                                    model_key=self.lm.identity, **self.eval_kw)
+                                    model_key=self.lm.identity, max_memory=self.max_memory,
+                                    progress=self.progress, **self.eval_kw)
             self.timings["eval:base"] = round(time.perf_counter() - t0, 2)
         return self._base
 
@@ -73,10 +75,10 @@ class LMUtility:
         for seed in self.seeds:
             t1 = time.perf_counter()
             ck = finetune(self.lm, data, self.recipe, seed, device=self.train_device, threads=self.threads,
-                          progress=self.progress)
+                          progress=self.progress, max_memory=self.max_memory)
             t2 = time.perf_counter()
             runs.append(L.evaluate(ck.lm_eval_args(), self.tasks, self.folder, model_key=f"lmft:{ck.key}",
-                                   **self.eval_kw))
+                                   max_memory=self.max_memory, progress=self.progress, **self.eval_kw))
             self.timings[f"eval:{corpus.name}:{seed}"] = round(time.perf_counter() - t2, 2)
             self.timings[f"train:{corpus.name}:{seed}"] = round(t2 - t1, 2)
             m = ck.meta

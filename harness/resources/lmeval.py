@@ -20,11 +20,19 @@ between two models are bootstrapped *paired* over the same documents (:func:`pai
 cached under ``cache_root()/lmeval/results/`` keyed by (model identity, task fingerprints, limit, chat
 template, lm-eval version), so a rerun or a second report evaluates nothing.
 
+Memory (issue 25). lm-eval materialises the full-vocabulary log-softmax of a whole batch (batch x padded
+length x vocabulary floats, twice). :func:`plan_eval` bounds it by ``max_memory`` (default 4 GiB, as
+fine-tuning): the batch size is lowered until a batch of the longest request fits; when even one request
+does not, lm-eval's ``max_length`` is capped (longer texts are then scored in rolling windows, and the
+cap enters the results key). Under ``progress=False`` lm-eval's progress bars are silenced, and its git
+probe (``git describe``, which prints ``fatal: not a git repository`` outside a checkout) never prints.
+
 Nothing heavy is imported at module import time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -271,6 +279,141 @@ def write_tasks(specs: Sequence[TaskSpec], folder: Path | None = None) -> Path:
 
 # ----------------------------------------------------------------------------- running lm-eval
 
+def _git_hash_quietly():
+    """lm-eval's ``get_git_commit_hash`` without its stderr: the checkout's hash, or None outside one."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "describe", "--always"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
+
+
+@contextlib.contextmanager
+def quiet_lm_eval(progress: bool = False):
+    """While lm-eval runs: its git probe prints nothing, and without ``progress`` neither do its progress
+    bars (lm-eval passes ``disable=False`` to some of them, so the module-level ``tqdm`` of every loaded
+    lm-eval module is swapped for one that is always disabled), nor those of datasets and transformers."""
+    import importlib
+    import sys
+
+    import tqdm as tqdm_pkg
+    import tqdm.auto
+
+    for name in ("lm_eval.evaluator", "lm_eval.api.task", "lm_eval.api.model", "lm_eval.models.huggingface"):
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001  (a module of another lm-eval version)
+            pass
+    undo = []
+
+    def patch(obj, attr, value):
+        undo.append((obj, attr, getattr(obj, attr)))
+        setattr(obj, attr, value)
+
+    ev = sys.modules.get("lm_eval.evaluator")
+    if ev is not None and hasattr(ev, "get_git_commit_hash"):
+        patch(ev, "get_git_commit_hash", _git_hash_quietly)
+    restore_bars = []
+    if not progress:
+        bars = {tqdm_pkg.tqdm, tqdm.auto.tqdm}
+
+        class Silent(tqdm_pkg.tqdm):
+            def __init__(self, *a, **k):
+                k["disable"] = True
+                super().__init__(*a, **k)
+
+        for name, mod in list(sys.modules.items()):
+            if name.split(".")[0] == "lm_eval" and getattr(mod, "tqdm", None) in bars:
+                patch(mod, "tqdm", Silent)
+        try:
+            from datasets.utils import logging as ds_logging
+
+            if ds_logging.is_progress_bar_enabled():
+                ds_logging.disable_progress_bar()
+                restore_bars.append(ds_logging.enable_progress_bar)
+        except ImportError:
+            pass
+        from transformers.utils import logging as hf_logging
+
+        if hf_logging.is_progress_bar_enabled():
+            hf_logging.disable_progress_bar()
+            restore_bars.append(hf_logging.enable_progress_bar)
+    try:
+        yield
+    finally:
+        for obj, attr, value in reversed(undo):
+            setattr(obj, attr, value)
+        for enable in restore_bars:
+            enable()
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    """lm-eval's batch size and ``max_length`` within a memory budget (``max_length`` None: the model's own)."""
+
+    batch_size: int | str
+    max_length: int | None
+    longest: int | None      # tokens of the longest request (None: not known, a registered task)
+    positions: int           # padded positions a batch may hold
+
+
+def _request_lengths(tok, specs: Sequence[TaskSpec]) -> int | None:
+    """Tokens of the longest request lm-eval will make for ``specs`` (an upper bound: the start token, the
+    choice delimiter and a chat template's wrapping are counted generously); None with a registered task."""
+    if any(s.kind == REGISTERED for s in specs):
+        return None
+    enc = lambda text: len(tok(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+    longest = 0
+    for s in specs:
+        for r in s.rows:
+            if s.kind == PERPLEXITY:
+                n = enc(r["text"])
+            elif s.kind == MULTIPLE_CHOICE:
+                n = max(enc(f"{r['query']} {c}") for c in r["choices"])
+            else:
+                n = enc(r["query"]) + int(dict(s.options).get("max_gen_toks", 32))
+            longest = max(longest, n)
+    return longest + 32
+
+
+def plan_eval(model_args: dict, specs: Sequence[TaskSpec], max_memory: int | None = None,
+              batch_size: int | str = 8) -> EvalPlan:
+    """Batch size (at most ``batch_size``) and ``max_length`` keeping an lm-eval run within ``max_memory``.
+
+    Planned: the process allowance and the float32 weights, then per padded position three
+    vocabulary-sized float32 rows (logits, log-softmax, slack) and the activations of one position.
+    ``batch_size="auto"`` is left to lm-eval (it probes a GPU's memory).
+    """
+    from transformers import AutoConfig, AutoTokenizer
+
+    from harness.resources.causal_ft import DEFAULT_MAX_MEMORY, PROCESS_ALLOWANCE, _shape, format_memory
+
+    budget = int(max_memory) if max_memory else DEFAULT_MAX_MEMORY
+    base = model_args["pretrained"]
+    cfg = AutoConfig.from_pretrained(base)
+    layers, hidden, inter, vocab = _shape(cfg)
+    n_params = vocab * hidden * (1 if getattr(cfg, "tie_word_embeddings", False) else 2) \
+        + layers * (4 * hidden * hidden + 3 * hidden * inter)
+    per_pos = 3 * 4 * vocab + 4 * 16 * (hidden + inter)
+    positions = (budget - PROCESS_ALLOWANCE - 4 * n_params) // per_pos
+    if positions < 64:
+        need = PROCESS_ALLOWANCE + 4 * n_params + 64 * per_pos
+        raise UserError(f"a memory budget of {format_memory(budget)} does not hold this model's evaluation",
+                        f"give --max-memory {format_memory(need)} or more")
+    model_max = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None) or 2048
+    longest = _request_lengths(AutoTokenizer.from_pretrained(base), specs)
+    need = min(int(model_max), longest) if longest is not None else int(model_max)
+    max_length = None
+    if need > positions:  # not even one request fits: lm-eval scores in windows of what does
+        max_length = int(positions // 64 * 64)
+        need = max_length
+    if batch_size == "auto":
+        return EvalPlan("auto", max_length, longest, int(positions))
+    return EvalPlan(max(1, min(int(batch_size), positions // max(1, need))), max_length, longest, int(positions))
+
+
 @dataclass
 class TaskResult:
     """What one model scored on one task: lm-eval's aggregate metrics (value, stderr or None) and the
@@ -355,16 +498,25 @@ def _docs_of(kind: str, samples: list[dict]) -> tuple[dict, int]:
 def evaluate(model_args: dict, specs: Sequence[TaskSpec], folder: Path | None, *, model_key: str,
              limit: int | None = None, batch_size: int | str = 8, device: str | None = None,
              apply_chat_template: bool = False, bootstrap_iters: int = 1000, threads: int | None = None,
-             use_cache: bool = True, cache_dir: Path | None = None) -> dict[str, TaskResult]:
+             use_cache: bool = True, cache_dir: Path | None = None, max_memory: int | str | None = None,
+             progress: bool = False, precision: str = "fp32") -> dict[str, TaskResult]:
     """Evaluate one model (lm-eval ``hf`` with ``model_args``) on ``specs``; results by task label.
 
     ``model_key`` identifies the weights for the cache (the LM identity, or a fine-tuning checkpoint key).
+    ``batch_size`` is an upper bound, lowered to fit ``max_memory`` (:func:`plan_eval`); ``progress``
+    shows lm-eval's progress bars. ``precision`` (resolved: fp32, bf16, fp16) is the compute precision
+    (autocast around lm-eval, float32 weights); it is in ``model_key`` through the LM identity, and
+    enters the results key here too when it is not fp32.
     """
     from harness.resources.cache import atomic_write_text, cache_root
+    from harness.resources.causal_ft import parse_memory
 
     version = lm_eval_version()
+    plan = plan_eval(model_args, specs, parse_memory(max_memory) if max_memory is not None else None, batch_size)
     key = sha256_hex("synthbench-lmeval-v1", model_key, canonical_json(sorted(s.fingerprint for s in specs)),
-                     str(limit), str(bool(apply_chat_template)), version)
+                     str(limit), str(bool(apply_chat_template)), version,
+                     *([f"max_length={plan.max_length}"] if plan.max_length else []),
+                     *([f"precision={precision}"] if precision != "fp32" else []))
     path = (Path(cache_dir) if cache_dir else cache_root() / "lmeval" / "results") / f"{key}.json"
     if use_cache and path.exists():
         try:
@@ -386,10 +538,14 @@ def evaluate(model_args: dict, specs: Sequence[TaskSpec], folder: Path | None, *
 
     for name in ("lm_eval", "lm-eval", "lm_eval.evaluator", "lm_eval.api.task"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    args = {"dtype": "float32", **model_args}
-    out = lm_eval.simple_evaluate(model="hf", model_args=args, tasks=[s.name for s in specs], task_manager=tm,
-                                  limit=limit, batch_size=batch_size, device=dev, bootstrap_iters=bootstrap_iters,
-                                  log_samples=True, apply_chat_template=apply_chat_template, verbosity="ERROR")
+    args = {"dtype": "float32", **model_args, **({"max_length": plan.max_length} if plan.max_length else {})}
+    from harness.resources.precision import autocast
+
+    with quiet_lm_eval(progress), autocast(precision, dev or "cpu"):
+        out = lm_eval.simple_evaluate(model="hf", model_args=args, tasks=[s.name for s in specs], task_manager=tm,
+                                      limit=limit, batch_size=plan.batch_size, device=dev,
+                                      bootstrap_iters=bootstrap_iters, log_samples=True,
+                                      apply_chat_template=apply_chat_template, verbosity="ERROR")
     results: dict[str, TaskResult] = {}
     for s in specs:
         agg = out["results"].get(s.name, {})
@@ -407,7 +563,8 @@ def evaluate(model_args: dict, specs: Sequence[TaskSpec], folder: Path | None, *
         results[s.label] = TaskResult(task=s.name, kind=s.kind, metrics=metrics, docs=docs, n=n, higher=hib)
     if use_cache:
         atomic_write_text(path, json.dumps({"model": model_key, "model_args": model_args, "limit": limit,
-                                            "lm_eval": version, "device": dev,
+                                            "lm_eval": version, "device": dev, "batch_size": plan.batch_size,
+                                            "max_length": plan.max_length,
                                             "tasks": {k: r.to_json() for k, r in results.items()}}) + "\n")
     return results
 

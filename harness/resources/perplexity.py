@@ -19,7 +19,8 @@ How a text is scored (``SCHEME``; a change here changes the cache key):
   token when the tokenizer has none) and an attention mask. Right padding keeps every real token at
   the position it has when the text is scored alone (left padding would shift rotary positions unless
   position ids were rebuilt); padded positions are never scored.
-- **Model**: eval mode, ``torch.inference_mode``, float32 on the CPU. Logits are computed only for
+- **Model**: eval mode, ``torch.inference_mode``, float32 weights on the CPU, products in the spec's
+  precision (fp32 unless ``--precision`` says otherwise, :mod:`harness.resources.precision`). Logits are computed only for
   the scored positions, in chunks (a batch of 16 × 512 tokens would otherwise hold 1.6 GB of float32
   logits for a 49k vocabulary); a once-per-load check against the model's full forward pass falls back
   to full logits for models whose head is not a plain projection of the last hidden state.
@@ -291,6 +292,8 @@ class PerplexityScorer:
         import torch
         from tqdm.auto import tqdm
 
+        from harness.resources.precision import autocast
+
         model, tok = self.load()
         limit = getattr(model.config, "max_position_embeddings", None)
         if isinstance(limit, int) and limit > 1:
@@ -314,7 +317,7 @@ class PerplexityScorer:
         try:
             fast = self._check_fast()
             with tqdm(total=len(rows), desc=desc, unit="text", disable=not self.progress, leave=False) as bar, \
-                    torch.inference_mode():
+                    torch.inference_mode(), autocast(getattr(self.spec, "precision", "fp32"), str(device)):
                 start = 0
                 while start < len(rows):
                     if governor is not None:

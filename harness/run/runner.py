@@ -42,6 +42,7 @@ class RunConfig:
     engine: object | None = None            # harness.resources.engines.RayEngine: embeddings computed on a Ray cluster
     resources: dict = field(default_factory=dict)  # ready resources by need (e.g. "lm_eval": the LM-utility bridge)
     label_mismatch: dict = field(default_factory=dict)  # candidate name -> why its labels cannot be compared
+    precision: str = "fp32"                 # requested compute precision of the models (resources/precision.py)
 
 
 @dataclass
