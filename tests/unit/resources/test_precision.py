@@ -146,3 +146,22 @@ def test_lm_scorer_precision_is_in_its_identity_and_cache_key(has_bf16):
     assert bf.identity == "folder:x@abc@bf16" and bf.precision == "bf16"
     assert with_precision(spec, "fp32", "cpu") == spec
     assert PerplexityScorer(bf).cache_key(512) != PerplexityScorer(spec).cache_key(512)
+
+
+def test_minilm_fine_tuning_tier_takes_the_run_precision_into_its_signature(has_bf16):
+    from harness import metrics as registry
+    from harness.api import _with_training_precision
+    from harness.resources.trainers import FineTune
+
+    specs = registry.select(["utility/minilm-ft/accuracy", "utility/tfidf-lr/accuracy"])
+    assert _with_training_precision(specs, "fp32") == specs
+    got = {s.name: s.args for s in _with_training_precision(specs, "auto")}
+    assert got["utility/minilm-ft/accuracy"]["precision"] == "bf16"
+    assert "precision" not in got["utility/tfidf-lr/accuracy"]
+    assert "precision" not in FineTune().params() and FineTune(precision="bf16").params()["precision"] == "bf16"
+    rows = read_jsonl(shared("intent_paraphrases_chatgpt_vs_crowd/clinc150/gpt.jsonl"), limit=400)
+    two = sorted({r["label"] for r in rows})[:2]
+    train = [r for r in rows if r["label"] in two][:24]
+    pred = FineTune(epochs=1, batch_size=8, precision="bf16").fit_predict(
+        [r["text"] for r in train], [r["label"] for r in train], [r["text"] for r in train[:6]], seed=0)
+    assert len(pred) == 6 and set(pred) <= set(two)
