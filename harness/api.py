@@ -19,6 +19,7 @@ them), so a notebook and a shell give the same records:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from dataclasses import dataclass, field, replace
@@ -387,7 +388,8 @@ def execute(candidates, reference, test, specs, out, *, seed: int = 0, sample_si
 
         out = claim(out, force=force)
     try:
-        outcome = run(corpora, reference, specs, out, cfg, log=log, test=test, embedder=embedder_override)
+        with _bars(progress):
+            outcome = run(corpora, reference, specs, out, cfg, log=log, test=test, embedder=embedder_override)
     finally:
         if eng is not None:
             eng.close()
@@ -420,6 +422,20 @@ def execute(candidates, reference, test, specs, out, *, seed: int = 0, sample_si
     if out is not None:
         result.write()
     return result
+
+
+@contextlib.contextmanager
+def _bars(progress: bool):
+    """Without ``progress``, no progress bar of the metrics' own loops either (they read ``TQDM_DISABLE``
+    when they start): set for the run and restored after, so a notebook's later bars are untouched."""
+    if progress or "TQDM_DISABLE" in os.environ:
+        yield
+        return
+    os.environ["TQDM_DISABLE"] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop("TQDM_DISABLE", None)
 
 
 def _with_training_precision(specs, precision: str):

@@ -264,7 +264,8 @@ class FineTune(Recipe):
             return {k: v.to(device) for k, v in enc.items()}
 
         model.train()
-        with tqdm(total=total, desc=f"{self.name} fine-tuning", unit="batch", leave=False) as bar:
+        quiet = os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes")  # read now, not at import
+        with tqdm(total=total, desc=f"{self.name} fine-tuning", unit="batch", leave=False, disable=quiet) as bar:
             for _ in range(self.epochs):
                 for b in _length_batches(lengths, bs, rng):
                     with autocast(prec, device):

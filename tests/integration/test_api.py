@@ -159,3 +159,21 @@ def test_compare_two_candidates_of_an_api_run(rows, tmp_path):
     assert (tmp_path / "cmp.md").exists()
     with pytest.raises(harness.UserError, match="in memory"):
         harness.compare((harness.evaluate(rows["gpt"][:20], metrics=["lexical/distinct-1"]), "candidate"), (run, "gpt"))
+
+
+def test_evaluate_without_progress_draws_no_bar(capfd, monkeypatch):
+    """progress=False (the API's default) silences the metrics' own loops too (the utility fits), and the
+    process's TQDM_DISABLE is as it was afterwards."""
+    from harness.api import evaluate
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    rows = read_jsonl(shared("intent_paraphrases_chatgpt_vs_crowd/clinc150/gpt.jsonl"), limit=300)
+    test = read_jsonl(shared("intent_paraphrases_chatgpt_vs_crowd/clinc150/orig_test.jsonl"), limit=300)
+    capfd.readouterr()
+    run = evaluate({"gpt": rows}, test=test, metrics=["utility/tfidf-lr/accuracy"], log=lambda m: None)
+    err = capfd.readouterr().err
+    assert [r.metric for r in run.results] == ["utility/tfidf-lr/accuracy"]
+    assert "\r" not in err and "fit/s" not in err, err[-500:]
+    import os
+
+    assert "TQDM_DISABLE" not in os.environ
