@@ -20,6 +20,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 VALUES = HERE / "values.json"
+MACHINE = HERE / "machine.txt"  # the CPU the values were computed on (see check.machine)
 EXCLUDED_NEEDS = {"lm", "judge", "lm_eval"}
 #: recipes that fine-tune a model (the model is the point; minutes on these cores): their records carry it
 EXCLUDED_PREFIXES = ("utility/minilm-ft/",)
@@ -90,7 +91,10 @@ def compute(timings: dict | None = None) -> dict[str, dict]:
 
 
 def write(values: dict) -> None:
+    from tests.golden import check
+
     VALUES.write_text(json.dumps(values, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    MACHINE.write_text(check.machine() + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -36,8 +36,20 @@ def _infos():
 
 def test_golden_values_hold_for_every_metric_version(fresh):
     stored = json.loads(golden.VALUES.read_text(encoding="utf-8"))
-    bad = check.problems(stored, fresh, _infos())
+    stored_on = golden.MACHINE.read_text(encoding="utf-8").strip() if golden.MACHINE.exists() else ""
+    bad = check.problems(stored, fresh, _infos(), same_machine=stored_on == check.machine())
     assert not bad, "\n".join(bad)
+
+
+def test_other_machines_get_a_last_bits_allowance_and_no_more():
+    """Stored on another CPU, a bit-identical metric may move in its last bits (libm/BLAS kernels), not more."""
+    info: dict = {}  # an undeclared metric: tolerance 0
+    stored = {"m": {"version": 1, "values": {"a": 0.0013636807632193323}}}
+    ulp = {"m": {"version": 1, "values": {"a": 0.0013636807632193327}}}
+    real = {"m": {"version": 1, "values": {"a": 0.0013636807633}}}
+    assert check.problems(stored, ulp, info, same_machine=True)
+    assert not check.problems(stored, ulp, info, same_machine=False)
+    assert check.problems(stored, real, info, same_machine=False)
 
 
 def test_every_metric_without_a_model_has_golden_values(fresh):
