@@ -45,8 +45,12 @@ def render(meta: dict, recs: dict, names: list[str], run_dir: Path) -> str:
     test = meta.get("test")
     if test:
         out.append(f"\nTest split (contamination): {md_escape(test['name'])}, {test['rows']} rows.")
+    repeated = [m for m in METRICS if any((n, m) in recs and "repeats" in (recs[(n, m)].details or {}) for n in names)]
     out += ["", "## The table", "",
-            "Rates with Wilson 95% intervals; ↑ higher is better, ↓ lower is better.", "",
+            "Rates with Wilson 95% intervals"
+            + (f" (a t-interval of the mean over the repeated seeded samples for {', '.join(f'`{m}`' for m in repeated)}, "
+               "whose value is that mean)" if repeated else "")
+            + "; ↑ higher is better, ↓ lower is better.", "",
             "| metric |  | " + " | ".join(md_escape(n) for n in cands) + f" | {md_escape(ref)} (reference) |",
             "|---|:-:|" + "---:|" * (len(cands) + 1)]
     for m in METRICS:

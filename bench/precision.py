@@ -102,9 +102,9 @@ def part_metrics(sample: int, log) -> list[str]:
                            sample_size=sample, precision=p, log=lambda m: None)
         log(f"metrics at {p}: {time.perf_counter() - t0:.0f} s")
     base = {(r.dataset, r.metric): r for r in runs["fp32"].results}
-    rows = ["| metric | dataset | fp32 [95% interval] | bf16 | change / half-width | within |",
-            "|---|---|---|---:|---:|:---:|"]
-    outside = []
+    rows = ["| metric | dataset | fp32 [95% interval] | bf16 | change / half-width | relative change | within |",
+            "|---|---|---|---:|---:|---:|:---:|"]
+    outside, unbounded = [], []
     for r in runs["bf16"].results:
         b = base.get((r.dataset, r.metric))
         if b is None or not (r.signature.embedder or "").endswith("@bf16"):
@@ -114,15 +114,21 @@ def part_metrics(sample: int, log) -> list[str]:
         d = r.value - b.value
         ci = b.ci
         half = (ci[1] - ci[0]) / 2 if ci else None
-        within = ci is not None and ci[0] <= r.value <= ci[1]
-        ratio = f"{abs(d) / half:.3f}" if half else ("0" if d == 0 else "no interval")
-        if not within and d != 0:
+        rel = f"{d / abs(b.value):+.2%}" if b.value else ("0" if d == 0 else "–")
+        if ci is None:  # no interval to hold it against: its relative change is the agreement, listed
+            if d != 0:
+                unbounded.append(f"{r.metric} ({r.dataset}, {rel})")
+            rows.append(f"| {r.metric} | {r.dataset} | {b.value:.6g} (no interval) | {r.value:.6g} | – | {rel} | – |")
+            continue
+        within = ci[0] <= r.value <= ci[1]
+        if not within:
             outside.append(f"{r.metric} ({r.dataset})")
-        ci_txt = f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else ""
-        rows.append(f"| {r.metric} | {r.dataset} | {b.value:.6g}{ci_txt} | {r.value:.6g} | {ratio} | "
-                    f"{'yes' if within or d == 0 else '**no**'} |")
+        ratio = f"{abs(d) / half:.3f}" if half else ("0" if d == 0 else "∞")
+        rows.append(f"| {r.metric} | {r.dataset} | {b.value:.6g} [{ci[0]:.4g}, {ci[1]:.4g}] | {r.value:.6g} | {ratio} | "
+                    f"{rel} | {'yes' if within else '**no**'} |")
     rows.append("")
     rows.append("Outside the fp32 interval: " + (", ".join(outside) if outside else "none."))
+    rows.append("Without an interval (moved by): " + (", ".join(unbounded) if unbounded else "none."))
     return rows
 
 

@@ -47,6 +47,29 @@ Resampling schemes, chosen per metric (the ``scheme`` column):
     ``real-equivalent`` (a learning-curve inversion) has no per-row form and is not compared.
     Utility metrics are left out of the default set: name them with ``--metrics utility/...``.
 
+Resampling on sufficient statistics (issue #26). The ``recompute`` scheme's p-value and interval need
+each metric on 2 x N permutation sides and 2 x N half-sample sides. A metric that declares a
+``resampler`` (beside its function, in its ``@metric``; see :mod:`harness.stats.sufficient`) has per-row
+or per-cluster statistics computed once on the pooled rows (a row x n-gram incidence, per-row count
+vectors, unit vectors and d x d Gram contributions, duplicate clusters and verified near-duplicate pairs,
+the ROUGE-L of every pooled pair, nearest-neighbour lists, label codes), from which its value on any
+resample is computed exactly (to floating-point tolerance; checked against the metric on A's and B's
+rows before use, and in ``tests/unit/analysis/test_resamplers.py`` on real data). Four resamplers are
+declared approximate and say why in the output (``resampled: approximate``): ``distance/mmd`` holds the
+kernel bandwidth fixed, ``semantic/cluster-entropy`` the pooled k-means topics,
+``semantic/ref-cluster-coverage`` the full reference's clusters in half-samples and
+``faith/reference-agreement`` the full reference's classifier in half-samples; their p-value comes
+from the approximate statistic's own observed difference (a valid permutation test). Metrics without a
+resampler are recomputed from the rows of every resample, as before, and are counted and named. A
+permutation p-value is never below 1 / (1 + N): with N = 200 and some 40 metrics, one metric alone
+could never pass Benjamini-Hochberg at q < 0.05. So a metric whose resampler is declared cheap and whose
+p-value on the shared permutations is below ``EXTEND_BELOW`` gets ``EXTENDED_PERMUTATIONS`` in all (a
+two-stage Monte Carlo test: the reported p-value is the first stage's whenever it stops there, so
+P(p <= t) <= t still holds). Set-level metrics are resampled in threads (:func:`resample_workers`), each
+on one BLAS thread; the numbers do not depend on their number. Both
+paths evaluate the same draws (:func:`draw_resamples`), so a seed gives the same p-values either way
+(``compare(..., fast=False)``, ``synthbench compare --recompute``).
+
 Which metrics run by default: the cheap ones; MAUVE, classifier two-sample tests, per-class MAUVE,
 utility and fluency only when named with ``--metrics``, and in the default set any metric whose single
 evaluation takes more than ``SLOW_EVAL_S`` seconds is left out (and listed) because it is recomputed
@@ -78,6 +101,14 @@ DEFAULT_RESAMPLES = 200
 ROW_PERMUTATIONS = 10_000
 TEST_ROW_RESAMPLES = 10_000
 SLOW_EVAL_S = 2.0
+# A permutation p-value is at least 1 / (1 + N): with N = 200 and 40 metrics, one metric alone can never
+# reach q < 0.05 under Benjamini-Hochberg. A metric whose resampler is declared cheap (``cheap=True``: a
+# few vector operations per value) and whose p-value on the shared permutations is below EXTEND_BELOW
+# gets EXTENDED_PERMUTATIONS in all: a two-stage Monte Carlo test, still valid (P(p <= t) <= t for every
+# t, since the reported p is the first stage's whenever it stops there). The rule reads declarations
+# and p-values only, never timings, so a seed gives the same p-values on every machine.
+EXTENDED_PERMUTATIONS = 2000
+EXTEND_BELOW = 0.2
 ALPHA = 0.05
 
 # What each metric is for compare (heavy, size-dependent, value-neutral arguments, its per-row form) is
@@ -447,10 +478,13 @@ def build_embedder(a: Side, b: Side, override: str | None, progress: bool):
     from harness.resources.embedder import Embedder, resolve_embedder
 
     identity = a.meta.get("embedder") or b.meta.get("embedder")
+    # the runs' precision is in the identity (``model@bf16``, ``model@fp16``; none for fp32): the
+    # comparison embeds at the same precision, so its vectors are the runs' (and their cache entries)
+    base, _, precision = (identity or "").partition("@")
     name = override or (a.meta.get("load") or {}).get("embedder") or (b.meta.get("load") or {}).get("embedder")
     if name is None:
-        name = "default" if identity == "sentence-transformers/all-MiniLM-L6-v2" else identity
-    spec = resolve_embedder(name)
+        name = "default" if base == "sentence-transformers/all-MiniLM-L6-v2" else base
+    spec = resolve_embedder(name, precision=precision or "fp32")
     if identity is not None and spec.identity != identity:
         raise UserError(f"the runs used the embedder {identity}, but '{name}' resolves to {spec.identity}",
                         "pass --embedder with the model (folder) the runs used")
@@ -690,6 +724,9 @@ class _Row:
     rows_b: object = None
     result: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    resampled: str | None = None      # set-level metrics: "statistics", "approximate" or "recomputed"
+    observed_stat: tuple | None = None  # an approximate resampler's own values for A and B
+    resample_seconds: float | None = None
 
 
 @contextmanager
@@ -708,12 +745,18 @@ def _rng(seed: int, stream: int):
 
 def compare(a_spec: str, b_spec: str, metrics: list[str] | None = None, resamples: int = DEFAULT_RESAMPLES,
             seed: int = 0, progress: bool = False, embedder=None, embedder_name: str | None = None,
-            log=None) -> dict:
+            log=None, fast: bool = True, extend: bool = True) -> dict:
     """Compare candidate B with candidate A (see the module docstring); returns a JSON-ready dict.
 
     ``a_spec``/``b_spec``: ``DIR`` or ``DIR:NAME``. ``metrics``: names, groups or globs (default: every
     cheap metric both computed). ``embedder``: an object with ``embed(texts)`` and ``identity`` to use
     instead of the run's (tests); ``embedder_name``: a model name or folder that overrides run.json's.
+    ``fast``: resample set-level metrics on their declared sufficient statistics (``resampler=`` in their
+    ``@metric``); False recomputes every one from the rows of each resample (the scheme before issue #26,
+    kept for the bench and the agreement tests: the numbers are the same). ``extend``: a metric whose
+    resampler is declared cheap and whose p-value on the shared permutations is below ``EXTEND_BELOW``
+    gets ``EXTENDED_PERMUTATIONS``
+    (False: exactly ``resamples``, the same p-values as the recompute scheme).
     """
 
     from harness import metrics as registry
@@ -795,7 +838,7 @@ def compare(a_spec: str, b_spec: str, metrics: list[str] | None = None, resample
                                     "the comparison uses the recomputed values")
             if "repeats" in (A.records[r.metric].details or {}) or "repeats" in (B.records[r.metric].details or {}):
                 r.notes.append("primary sample (the stored value is a mean over repeated samples)")
-            if not named and r.seconds > SLOW_EVAL_S:
+            if not named and r.seconds > SLOW_EVAL_S and not (fast and resampler_of(r.spec.info) is not None):
                 not_compared.append({"metric": r.metric, "reason": f"slow ({r.seconds:.1f} s per evaluation, recomputed "
                                      f"4 x {resamples} times): name it with --metrics {r.metric} to include it"})
                 continue
@@ -818,11 +861,10 @@ def compare(a_spec: str, b_spec: str, metrics: list[str] | None = None, resample
             kept.append(r)
         rows = kept
         heavy = [r for r in rows if r.scheme == "recompute"]
+        resampling = None
         if heavy:
-            est = sum(r.seconds for r in heavy) * 4 * resamples
-            log(f"compare: recomputing {len(heavy)} metric(s) on {resamples} permutations and {resamples} half-samples "
-                f"(about {est / 60:.1f} min)")
-            _recompute(heavy, ca, cb, ref, test, emb, A.seed, B.seed, resamples, seed, progress)
+            resampling = _resample_set_metrics(heavy, ca, cb, ref, test, emb, A.seed, B.seed, resamples, seed,
+                                               progress, log, fast=fast, extend=extend)
     # multiplicity, verdicts
     ps = [r.result.get("p") for r in rows]
     valid = [i for i, p in enumerate(ps) if p is not None and not math.isnan(p)]
@@ -842,6 +884,7 @@ def compare(a_spec: str, b_spec: str, metrics: list[str] | None = None, resample
         "resamples": resamples, "row_permutations": max(resamples, ROW_PERMUTATIONS),
         "test_row_resamples": max(resamples, TEST_ROW_RESAMPLES), "seed": seed, "alpha": ALPHA,
         "metrics": out_rows, "not_compared": not_compared, "warnings": warnings, "schemes": SCHEMES,
+        "resampling": resampling,
     }
 
 
@@ -852,82 +895,352 @@ def _corpus_info(corpus, entry) -> dict | None:
             "source": (entry or {}).get("source")}
 
 
-def _recompute(rows: list[_Row], ca, cb, ref, test, emb, seed_a, seed_b, resamples, seed, progress):
-    """Permutation test and half-sampling for the set-level metrics (one pass per replicate, every
-    metric evaluated on the same contexts so that shared work is done once)."""
+@dataclass
+class Draws:
+    """The resample index sets of one comparison, drawn once and shared by both evaluation paths (the
+    sufficient-statistics resamplers and the recomputation from rows), so both see the same subsets.
+    ``perms``: permutations of the pooled positions (A's rows 0..na-1, then B's); ``halves``: per
+    half-sample, (A's rows, B's rows, reference rows or None, test rows or None), each sorted positions
+    within its own corpus."""
+
+    na: int
+    nb: int
+    perms: list
+    halves: list
+
+    def pooled_half(self, i: int):
+        """Half-sample ``i`` as pooled positions: (A rows, B rows, reference rows, test rows)."""
+        ha, hb, hr, ht = self.halves[i]
+        return ha, hb + self.na, hr, ht
+
+
+def draw_resamples(na: int, nb: int, n_ref: int | None, n_test: int | None, resamples: int, seed: int) -> Draws:
+    """The permutations and half-samples of a comparison (the same draws, in the same order, as before
+    issue #26: the p-values and intervals of a seed did not change)."""
     import numpy as np
+
+    rp, rh = _rng(seed, 0), _rng(seed, 1)
+    perms = [rp.permutation(na + nb) for _ in range(resamples)]
+    halves = []
+    for _ in range(resamples):
+        half = lambda n: np.sort(rh.choice(n, n // 2, replace=False))  # noqa: E731
+        ha, hb = half(na), half(nb)
+        hr = half(n_ref) if n_ref is not None else None
+        ht = half(n_test) if n_test is not None else None
+        halves.append((ha, hb, hr, ht))
+    return Draws(na, nb, perms, halves)
+
+
+def resampler_of(info):
+    """The declared resampler function of a metric (``resampler=`` in its ``@metric``), or None."""
+    import importlib
+
+    fn = info.resampler
+    if fn is None or callable(fn):
+        return fn
+    return getattr(importlib.import_module(info.module), fn)
+
+
+def _resampler_args(r: _Row) -> dict:
+    neutral = r.spec.info.neutral_args
+    return {**r.spec.args, **neutral} if neutral else dict(r.spec.args)
+
+
+def _agrees(got: float, want: float, tol: float) -> bool:
+    return math.isclose(got, want, rel_tol=max(1e-7, tol), abs_tol=1e-9)
+
+
+def _resample_set_metrics(rows: list[_Row], ca, cb, ref, test, emb, seed_a, seed_b, resamples, seed, progress,
+                          log, fast: bool = True, extend: bool = True, workers: int | None = None) -> dict:
+    """Permutation test and half-sampling for the set-level metrics: each metric with a declared
+    resampler is evaluated on its sufficient statistics, computed once on the pooled rows (and checked
+    to reproduce A's and B's values before it is used); the others are recomputed from the rows of every
+    resample. Returns what was done, with the time estimate and the time taken."""
+    import numpy as np
+
+    from harness.metrics.base import Context, MetricSkipped
+
+    t_start = time.perf_counter()
+    draws = draw_resamples(len(ca), len(cb), len(ref) if ref is not None else None,
+                           len(test) if test is not None else None, resamples, seed)
+    na = len(ca)
+    out = {r.metric: (np.full(resamples, np.nan), np.full(resamples, np.nan), np.full(resamples, np.nan))
+           for r in rows}
+    skipped: dict[str, str] = {}
+    fixed = _contexts(ca, cb, ref, test, emb, seed_a, seed_b)
+    ready, slow, why_slow = [], [], {}
+    prep_s: dict[str, float] = {}
+    if fast:
+        pool = Context(pooled(ca, cb), seed_a, emb, reference=fixed.ref, test=fixed.test)
+        ia, ib = np.arange(na, dtype=np.int64), np.arange(na, na + len(cb), dtype=np.int64)
+        for r in rows:
+            fn = resampler_of(r.spec.info)
+            if fn is None:
+                slow.append(r)
+                why_slow[r.metric] = "no sufficient statistics declared"
+                continue
+            t0 = time.perf_counter()
+            try:
+                res = fn(pool, **_resampler_args(r))
+                if res is None:
+                    raise ValueError("its statistics do not represent it on these rows")
+                va, vb = res.value(ia), res.value(ib)
+                t2 = time.perf_counter()
+                # the estimate: one permutation's and one half-sample's sides, timed after the check
+                # (which paid the first call's one-off work)
+                ha, hb, hr, ht = draws.pooled_half(0)
+                for call in ((draws.perms[0][:na], None, None), (draws.perms[0][na:], None, None),
+                             (ha, hr, ht), (hb, hr, ht)):
+                    _value_or_skip(res, call)
+                t_eval = time.perf_counter() - t2
+            except (MetricSkipped, ValueError) as e:
+                slow.append(r)
+                why_slow[r.metric] = f"resampler unavailable: {e}"
+                continue
+            tol = r.spec.info.tolerance
+            if getattr(res, "approximate", None):
+                r.observed_stat = (va, vb)
+                r.notes.append(f"resampled approximately ({res.approximate}; A {va:.6g}, B {vb:.6g} on this "
+                               f"statistic)")
+            elif not (_agrees(va, r.a, tol) and _agrees(vb, r.b, tol)):
+                slow.append(r)
+                why_slow[r.metric] = (f"resampler disagrees with the metric (A {va:.9g} vs {r.a:.9g}, B {vb:.9g} vs "
+                                      f"{r.b:.9g}): recomputed instead")
+                continue
+            prep_s[r.metric] = t2 - t0
+            ready.append((r, res, t_eval))
+    else:
+        slow = list(rows)
+        why_slow = {r.metric: "recomputation requested (fast=False)" for r in rows}
+    # estimates: the timed replicate pair times the replicates (batched resamplers run faster than that),
+    # spread over the worker threads (no faster than the slowest metric alone)
+    workers = resample_workers() if workers is None else max(1, int(workers))
+    times = [t * resamples for _, _, t in ready]
+    est_fast = max(sum(times) / workers, max(times)) if times else 0.0
+    est_slow = sum(r.seconds for r in slow) * 4 * resamples
+    if ready:
+        log(f"compare: {len(ready)} metric(s) resampled on sufficient statistics ({resamples} permutations and "
+            f"{resamples} half-samples, about {_duration(est_fast)})")
+    if slow:
+        log(f"compare: {len(slow)} metric(s) recomputed from the rows of {resamples} permutations and {resamples} "
+            f"half-samples (about {_duration(est_slow)}): {', '.join(r.metric for r in slow)}")
+    spent: dict[str, float] = {}
+    extra: dict[str, object] = {}  # metric -> the null values of its extended permutations
+    total = len(ready) + (1 if slow else 0)
+    calls = []
+    for idx in draws.perms:
+        calls += [(idx[:na], None, None), (idx[na:], None, None)]
+    for i in range(resamples):
+        ha, hb, hr, ht = draws.pooled_half(i)
+        calls += [(ha, hr, ht), (hb, hr, ht)]
+    import threading
+
+    done, lock = [0], threading.Lock()
+
+    def resample_one(r, res):
+        t0 = time.perf_counter()
+        perm, half_a, half_b = out[r.metric]
+        vals = res.values(calls) if hasattr(res, "values") else [_value_or_skip(res, c) for c in calls]
+        for i in range(resamples):
+            va, vb = vals[2 * i], vals[2 * i + 1]
+            ha_, hb_ = vals[2 * (resamples + i)], vals[2 * (resamples + i) + 1]
+            for v in (va, vb, ha_, hb_):
+                if isinstance(v, Exception):
+                    skipped.setdefault(r.metric, str(v))
+            if not isinstance(va, Exception) and not isinstance(vb, Exception):
+                perm[i] = vb - va
+            if not isinstance(ha_, Exception) and not isinstance(hb_, Exception):
+                half_a[i], half_b[i] = ha_, hb_
+        took = time.perf_counter() - t0
+        more = ""
+        if extend and resamples < EXTENDED_PERMUTATIONS:
+            sa, sb = r.observed_stat if r.observed_stat is not None else (r.a, r.b)
+            p1, used = permutation_pvalue(sb - sa, perm)
+            extra_n = EXTENDED_PERMUTATIONS - resamples
+            if used and p1 < EXTEND_BELOW and getattr(res, "cheap", False):
+                t1 = time.perf_counter()
+                extra[r.metric] = _extra_permutations(res, na, len(cb), extra_n, seed, skipped, r.metric)
+                took += time.perf_counter() - t1
+                more = f", then {extra_n} more permutations (p {p1:.3g} on the first {resamples})"
+        with lock:
+            spent[r.metric] = took
+            done[0] += 1
+            log(f"compare: [{done[0]}/{total}] {r.metric}: {4 * resamples} resample sides in {_duration(took)} "
+                f"({res.what or 'sufficient statistics'}{more})")
+
+    # metrics in parallel threads, each on one BLAS thread (numpy's linear algebra releases the GIL), the
+    # slowest first; every metric's values depend only on its own statistics and the shared draws
+    order = sorted(ready, key=lambda x: -x[2])
+    if workers > 1 and len(order) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for f in [pool.submit(resample_one, r, res) for r, res, _ in order]:
+                f.result()
+    else:
+        for r, res, _ in order:
+            resample_one(r, res)
+    if slow:
+        t0 = time.perf_counter()
+        spent.update(_recompute(slow, ca, cb, ref, test, emb, seed_a, seed_b, draws, out, skipped, progress))
+        log(f"compare: [{total}/{total}] recomputed {len(slow)} metric(s) from the rows in "
+            f"{_duration(time.perf_counter() - t0)}")
+    for r in rows:
+        perm, half_a, half_b = out[r.metric]
+        if r.metric in extra:
+            perm = np.concatenate([perm, extra[r.metric]])
+            r.notes.append(f"p-value from {len(perm)} permutations: the first {resamples} are shared with the "
+                           f"recompute scheme, the rest were drawn because their p-value was below {EXTEND_BELOW}")
+        _summarise(r, perm, half_a, half_b, skipped, resamples)
+        r.resampled = ("recomputed" if r.metric in why_slow else
+                       "approximate" if r.observed_stat is not None else "statistics")
+        r.resample_seconds = round(spent.get(r.metric, 0.0) + prep_s.get(r.metric, 0.0), 3)
+        if r.metric in why_slow and fast:
+            r.notes.append(f"recomputed from the rows of every resample ({why_slow[r.metric]})")
+    return {"statistics": [r.metric for r, _, _ in ready if r.observed_stat is None],
+            "approximate": [r.metric for r, _, _ in ready if r.observed_stat is not None],
+            "recomputed": [{"metric": r.metric, "reason": why_slow[r.metric]} for r in slow],
+            "extended": sorted(extra), "extended_permutations": EXTENDED_PERMUTATIONS, "extend_below": EXTEND_BELOW,
+            "estimate_s": round(est_fast + est_slow, 1), "seconds": round(time.perf_counter() - t_start, 1),
+            "permutations": resamples, "half_samples": resamples}
+
+
+def resample_workers() -> int:
+    """Threads that resample metrics on sufficient statistics at once: ``$SYNTHBENCH_COMPARE_WORKERS``, else
+    the CPU cores this process may use, at most 4 (each runs its linear algebra on one BLAS thread)."""
+    import os
+
+    env = os.environ.get("SYNTHBENCH_COMPARE_WORKERS")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise UserError(f"SYNTHBENCH_COMPARE_WORKERS={env!r} is not a number", "give a whole number, e.g. 2") from None
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+def _extra_permutations(res, na: int, nb: int, count: int, seed: int, skipped: dict, metric: str):
+    """The null values B* - A* of ``count`` further permutations (their own random stream, drawn in
+    chunks so that memory stays small), evaluated on the metric's sufficient statistics."""
+    import numpy as np
+
+    rng = _rng(seed, 3)
+    out = np.full(count, np.nan)
+    done = 0
+    while done < count:
+        m = min(500, count - done)
+        calls = []
+        for _ in range(m):
+            idx = rng.permutation(na + nb)
+            calls += [(idx[:na], None, None), (idx[na:], None, None)]
+        vals = res.values(calls) if hasattr(res, "values") else [_value_or_skip(res, c) for c in calls]
+        for i in range(m):
+            va, vb = vals[2 * i], vals[2 * i + 1]
+            if isinstance(va, Exception) or isinstance(vb, Exception):
+                skipped.setdefault(metric, str(va if isinstance(va, Exception) else vb))
+                continue
+            out[done + i] = vb - va
+        done += m
+    return out
+
+
+def _value_or_skip(res, call):
+    from harness.metrics.base import MetricSkipped
+
+    try:
+        return res.value(*call)
+    except MetricSkipped as e:
+        return e
+
+
+def _duration(s: float) -> str:
+    return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def _recompute(rows: list[_Row], ca, cb, ref, test, emb, seed_a, seed_b, draws: Draws, out: dict, skipped: dict,
+               progress) -> dict:
+    """The set-level metrics without sufficient statistics, recomputed from the rows of every resample
+    (one pass per replicate, every metric evaluated on the same contexts so that shared work is done
+    once). Fills ``out``; returns the seconds spent per metric."""
     from tqdm.auto import tqdm
 
-    from harness.metrics.base import MetricSkipped
+    from harness.metrics.base import Context, MetricSkipped
 
     specs = []
     for r in rows:
         neutral = r.spec.info.neutral_args
         specs.append(replace(r.spec, args={**r.spec.args, **neutral}) if neutral else r.spec)
-    na, nb = len(ca), len(cb)
+    na = len(ca)
     pool = pooled(ca, cb)
-    perm = {r.metric: np.full(resamples, np.nan) for r in rows}
-    half_a = {r.metric: np.full(resamples, np.nan) for r in rows}
-    half_b = {r.metric: np.full(resamples, np.nan) for r in rows}
-    skipped: dict[str, str] = {}
     fixed = _contexts(ca, cb, ref, test, emb, seed_a, seed_b)
-    rp, rh = _rng(seed, 0), _rng(seed, 1)
+    spent = {r.metric: 0.0 for r in rows}
+    resamples = len(draws.perms)
 
-    def evaluate(ctxs, out_a, out_b, i):
+    def evaluate(ctxs, i, kind):
         for r, spec in zip(rows, specs):
+            t0 = time.perf_counter()
             try:
                 va = spec(ctxs.a).value
                 vb = spec(ctxs.b).value
             except MetricSkipped as e:
                 skipped.setdefault(r.metric, str(e))
                 continue
-            if out_b is None:
-                out_a[r.metric][i] = vb - va
+            finally:
+                spent[r.metric] += time.perf_counter() - t0
+            perm, half_a, half_b = out[r.metric]
+            if kind == "perm":
+                perm[i] = vb - va
             else:
-                out_a[r.metric][i], out_b[r.metric][i] = va, vb
+                half_a[i], half_b[i] = va, vb
 
-    from harness.metrics.base import Context
-
-    with tqdm(total=2 * resamples, desc="compare: resampling", unit="replicate", disable=not progress) as bar:
-        for i in range(resamples):
-            idx = rp.permutation(na + nb)
+    with tqdm(total=2 * resamples, desc="compare: recomputing", unit="replicate", disable=not progress) as bar:
+        for i, idx in enumerate(draws.perms):
             pa, pb = take(pool, idx[:na], ca.name), take(pool, idx[na:], cb.name)
             ctxs = _Ctxs(Context(pa, seed_a, emb, reference=fixed.ref, test=fixed.test),
                          Context(pb, seed_b, emb, reference=fixed.ref, test=fixed.test), fixed.ref, fixed.test)
-            evaluate(ctxs, perm, None, i)
+            evaluate(ctxs, i, "perm")
             bar.update(1)
-        for i in range(resamples):
-            half = lambda c: take(c, np.sort(rh.choice(len(c), len(c) // 2, replace=False)))  # noqa: E731
-            ha, hb = half(ca), half(cb)
-            hr = half(ref) if ref is not None else None
-            ht = half(test) if test is not None else None
-            evaluate(_contexts(ha, hb, hr, ht, emb, seed_a, seed_b), half_a, half_b, i)
+        for i, (ha, hb, hr, ht) in enumerate(draws.halves):
+            evaluate(_contexts(take(ca, ha), take(cb, hb), take(ref, hr) if ref is not None else None,
+                               take(test, ht) if test is not None else None, emb, seed_a, seed_b), i, "half")
             bar.update(1)
-    for r in rows:
-        diff = r.b - r.a
-        p, used = permutation_pvalue(diff, perm[r.metric])
-        va, vb = half_a[r.metric], half_b[r.metric]
-        ok = np.isfinite(va) & np.isfinite(vb)
-        d = (vb - va)[ok]
-        res = {"diff": diff, "p": p, "resamples": used, "half_samples": int(ok.sum()),
-               "interval": "half-sampling, difference ± 1.96 SD"}
-        if ok.sum() >= max(10, int(0.8 * resamples)):
-            scale = half_sample_scale(r.a, r.b, va[ok], vb[ok]) if _size_dependent(r) else 1.0
-            sd = float(d.std(ddof=1)) * scale
-            res["ci"] = [diff - Z95 * sd, diff + Z95 * sd]
-            res["ci_percentile"] = [float(diff + scale * x) for x in np.quantile(d - d.mean(), [0.025, 0.975])]
-            pooled_sd = scale * math.sqrt((va[ok].var(ddof=1) + vb[ok].var(ddof=1)) / 2)
-            res["effect"] = diff / pooled_sd if pooled_sd > 0 else (0.0 if diff == 0 else None)
-            res["effect_kind"] = "difference / pooled half-sample SD"
-            res["half_sample_sd"] = sd
-            res["half_sample_scale"] = scale
-        else:
-            res["ci"] = None
-            r.notes.append(f"no interval: the metric could not be computed on {resamples - int(ok.sum())} of "
-                           f"{resamples} half-samples ({skipped.get(r.metric, 'skipped')})")
-        if used < resamples:
-            r.notes.append(f"{resamples - used} permutation(s) skipped ({skipped.get(r.metric, '')})")
-        r.result = res
+    return spent
+
+
+def _summarise(r: _Row, perm, half_a, half_b, skipped: dict, resamples: int) -> None:
+    """p-value, interval and effect of one set-level metric from its permutation and half-sample values
+    (for an approximate resampler, the p-value and the size rescaling use its own observed values)."""
+    import numpy as np
+
+    diff = r.b - r.a
+    sa, sb = r.observed_stat if r.observed_stat is not None else (r.a, r.b)
+    p, used = permutation_pvalue(sb - sa, perm)
+    va, vb = half_a, half_b
+    ok = np.isfinite(va) & np.isfinite(vb)
+    d = (vb - va)[ok]
+    res = {"diff": diff, "p": p, "resamples": used, "half_samples": int(ok.sum()),
+           "interval": "half-sampling, difference ± 1.96 SD"}
+    if ok.sum() >= max(10, int(0.8 * resamples)):
+        scale = half_sample_scale(sa, sb, va[ok], vb[ok]) if _size_dependent(r) else 1.0
+        sd = float(d.std(ddof=1)) * scale
+        res["ci"] = [diff - Z95 * sd, diff + Z95 * sd]
+        res["ci_percentile"] = [float(diff + scale * x) for x in np.quantile(d - d.mean(), [0.025, 0.975])]
+        pooled_sd = scale * math.sqrt((va[ok].var(ddof=1) + vb[ok].var(ddof=1)) / 2)
+        res["effect"] = diff / pooled_sd if pooled_sd > 0 else (0.0 if diff == 0 else None)
+        res["effect_kind"] = "difference / pooled half-sample SD"
+        res["half_sample_sd"] = sd
+        res["half_sample_scale"] = scale
+    else:
+        res["ci"] = None
+        r.notes.append(f"no interval: the metric could not be computed on {resamples - int(ok.sum())} of "
+                       f"{resamples} half-samples ({skipped.get(r.metric, 'skipped')})")
+    if used < len(perm):
+        r.notes.append(f"{len(perm) - used} permutation(s) skipped ({skipped.get(r.metric, '')})")
+    r.result = res
 
 
 def _size_dependent(r: _Row) -> bool:
@@ -974,5 +1287,82 @@ def _finish(r: _Row) -> dict:
             "verdict": _verdict(r.hib, res.get("diff", r.b - r.a), q), "scheme": r.scheme,
             "resamples": res.get("resamples"), "interval": res.get("interval"),
             "seconds_per_evaluation": round(r.seconds, 4), "notes": r.notes,
+            **({"resampled": r.resampled, "resample_seconds": r.resample_seconds} if r.resampled else {}),
             **{k: res[k] for k in ("cliffs_delta", "mcnemar", "half_samples", "ci_percentile", "half_sample_sd",
                                    "half_sample_scale") if k in res}}
+
+
+# ----------------------------------------------------------------------------- corpora in memory
+
+def compare_corpora(ca, cb, ref=None, test=None, metrics: list[str] | None = None,
+                    resamples: int = DEFAULT_RESAMPLES, seed: int = 0, embedder=None, fast: bool = True,
+                    progress: bool = False, log=None, skip_recomputed: bool = False, extend: bool = True) -> dict:
+    """:func:`compare` on two corpora held in memory, against a shared reference (and test split), with
+    the metrics' default arguments: the same observed values, schemes, p-values, q-values and verdicts,
+    without result folders (the calibration check, the bench and tests use it). ``metrics``: names,
+    groups or globs (default: every light metric that is not opt-in); metrics that do not apply are
+    left out (``not_compared``). ``skip_recomputed``: leave out set-level metrics that have no declared
+    resampler (they would be recomputed from the rows of every resample)."""
+    from harness import metrics as registry
+    from harness.metrics.base import MetricSkipped
+    from harness.stats import bh_adjust
+
+    log = log or (lambda msg: None)
+    specs = registry.select(metrics)
+    if metrics is None:
+        specs = [s for s in specs if s.info.cost == "light" and not s.info.opt_in]
+    not_compared: list[dict] = []
+    rows: list[_Row] = []
+    for spec in specs:
+        info = spec.info
+        use = _uses(info)
+        why = ("needs the causal LM" if use["lm"] else "no per-row form (resample='none')" if info.resample == "none"
+               else "utility (test-rows): compare it from result folders" if info.resample == "test-rows"
+               else "needs a reference" if use["ref"] and ref is None else "needs a test split" if use["test"] and test is None
+               else "needs embeddings" if use["emb"] and embedder is None
+               else "no declared resampler" if skip_recomputed and info.resample == "set" and resampler_of(info) is None
+               else None)
+        if why:
+            not_compared.append({"metric": spec.name, "reason": why})
+            continue
+        rows.append(_Row(spec.name, spec, info.higher_is_better))
+    emb = None
+    if embedder is not None and any(_uses(r.spec.info)["emb"] for r in rows):
+        texts = list(ca.texts) + list(cb.texts) + (list(ref.texts) if ref is not None else []) + \
+            (list(test.texts) if test is not None else [])
+        emb = embedder if isinstance(embedder, VectorTable) else VectorTable(embedder, texts)
+    resampling = None
+    with _one_blas_thread():
+        ctx = _contexts(ca, cb, ref, test, emb, seed, seed)
+        kept = []
+        for r in rows:
+            try:
+                sa = r.spec(ctx.a)
+                t0 = time.perf_counter()
+                sb = r.spec(ctx.b)
+                r.seconds = time.perf_counter() - t0
+            except MetricSkipped as e:
+                not_compared.append({"metric": r.metric, "reason": f"skipped: {e}"})
+                continue
+            r.a, r.b = float(sa.value), float(sb.value)
+            if not (math.isfinite(r.a) and math.isfinite(r.b)):
+                not_compared.append({"metric": r.metric, "reason": "not finite"})
+                continue
+            xa, xb = row_values(r.metric, ctx.a, sa), row_values(r.metric, ctx.b, sb)
+            if xa is not None and xb is not None:
+                r.scheme = "rows"
+                r.result = row_scheme(xa, xb, max(resamples, ROW_PERMUTATIONS), _rng(seed, 2))
+            kept.append(r)
+        rows = kept
+        heavy = [r for r in rows if r.scheme == "recompute"]
+        if heavy:
+            resampling = _resample_set_metrics(heavy, ca, cb, ref, test, emb, seed, seed, resamples, seed, progress,
+                                               log, fast=fast, extend=extend)
+    ps = [r.result.get("p") for r in rows]
+    valid = [i for i, p in enumerate(ps) if p is not None and not math.isnan(p)]
+    for i, q in zip(valid, bh_adjust([ps[i] for i in valid])):
+        rows[i].result["q"] = q
+    return {"a": {"name": ca.name, "rows": len(ca)}, "b": {"name": cb.name, "rows": len(cb)},
+            "reference": _corpus_info(ref, None), "test": _corpus_info(test, None), "resamples": resamples,
+            "seed": seed, "alpha": ALPHA, "metrics": [_finish(r) for r in rows], "not_compared": not_compared,
+            "resampling": resampling}

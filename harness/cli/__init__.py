@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     mp = sub.add_parser("metrics", help="list every metric with its meaning and direction")
     mp.add_argument("--markdown", action="store_true", help="print docs/metrics.md (the Markdown table of every metric)")
+    mp.add_argument("--cards", metavar="DIR", help="write one Markdown card per metric into DIR (docs/cards), "
+                    "generated from the declarations")
 
     s = sub.add_parser("run", help="run a suite (YAML) with resume; write results and the leaderboard",
                        description="Run every candidate of SUITE against its reference; finished results in "
@@ -134,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             return cmd_run(args)
         if args.command == "metrics":
-            return cmd_metrics(markdown=args.markdown)
+            return cmd_metrics(markdown=args.markdown, cards=args.cards)
         if args.command == "report":
             return cmd_report(Path(args.dir))
         if getattr(args, "_command_module", None) is not None:
@@ -152,10 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def cmd_metrics(markdown: bool = False) -> int:
+def cmd_metrics(markdown: bool = False, cards: str | None = None) -> int:
     from harness import metrics
     from harness.report.markdown import arrow
 
+    if cards:
+        from harness.report.cards import write_cards
+
+        paths = write_cards(Path(cards))
+        print(f"wrote {len(paths)} file(s) into {cards}", file=sys.stderr)
+        return 0
     if markdown:
         print(metrics.markdown_table(), end="")
         return 0

@@ -82,11 +82,15 @@ def judge_options(args) -> dict:
 
 
 def progress_enabled(no_progress: bool) -> bool:
-    """Progress bars only on a terminal, never under --no-progress or CI."""
-    if no_progress or os.environ.get("CI"):
+    """Progress bars only when stderr is a terminal, never under --no-progress or CI. Without bars every
+    tqdm bar of the process is off (``TQDM_DISABLE``: no carriage returns in a log file) and the runner
+    writes one line per stage with its elapsed time instead (not under --no-progress: as quiet as before)."""
+    tty = sys.stderr.isatty()
+    log.stages = not no_progress and (bool(os.environ.get("CI")) or not tty)  # read by the runner
+    if no_progress or os.environ.get("CI") or not tty:
         os.environ.setdefault("TQDM_DISABLE", "1")
         return False
-    return sys.stderr.isatty()
+    return True
 
 
 def log(msg: str) -> None:
@@ -96,20 +100,14 @@ def log(msg: str) -> None:
     log_line(msg)
 
 
-def summarize_skipped(skipped) -> list[str]:
-    """One line per reason: 'not computed (needs labels): 2 metric(s) for ds1, ds2: m1, m2'."""
-    by_reason: dict[str, tuple[list, list]] = {}
-    for d, m, why in skipped:
-        ds, ms = by_reason.setdefault(why, ([], []))
-        if d not in ds:
-            ds.append(d)
-        if m not in ms:
-            ms.append(m)
-    lines = []
-    for why, (ds, ms) in by_reason.items():
-        shown = ", ".join(ms[:6]) + (f", … ({len(ms)} in all)" if len(ms) > 6 else "")
-        lines.append(f"not computed ({why}): {len(ms)} metric(s) for {', '.join(ds)}: {shown}")
-    return lines
+log.stages = False  # one line per stage when bars are off (set by progress_enabled; read by the runner)
+
+
+def summarize_skipped(skipped, datasets=None) -> list[str]:
+    """One line per cause: 'not computed: 7 instruction faithfulness metrics (…): … (all 4 datasets)'."""
+    from harness.report.notes import group_skipped
+
+    return [f"not computed: {line}" for line in group_skipped(skipped, datasets)]
 
 
 def finish(run) -> int:
@@ -121,7 +119,9 @@ def finish(run) -> int:
     written = getattr(run, "written", [])
     log(f"{run.computed} computed, {run.reused} reused; wrote {out / 'results.jsonl'} and "
         + ", ".join(str(p) for p in written))
-    for line in summarize_skipped(run.skipped):
+    meta = run.meta or {}
+    everyone = [d["name"] for d in [meta.get("reference") or {}] + list(meta.get("candidates") or []) if d.get("name")]
+    for line in summarize_skipped(run.skipped, everyone):
         log(line)
     if run.failed:
         for d, m, why in run.failed:

@@ -26,6 +26,15 @@ the shared reference for A and B): a bootstrap with replacement would plant dupl
 per-row values (lengths, copy and contamination rates) get a permutation test of the per-row values
 and a Newcombe or Welch interval. Utility metrics (only with --metrics utility/...) pair the two
 models' predictions on the same real test rows (paired bootstrap, sign-flip test, McNemar exact).
+Set-level metrics are resampled on sufficient statistics declared beside each metric (computed once on
+the pooled rows: n-gram incidence, per-row counts, Gram contributions, duplicate clusters, neighbour
+distances; each checked to reproduce A's and B's values); the few without are recomputed from the rows
+of every resample and named, as are the four resampled approximately (MMD's bandwidth, cluster
+entropy's topics, the reference's clusters and classifier in half-samples). A metric with a cheap
+resampler whose p-value on the shared permutations is below 0.2 gets 2,000 permutations. Metrics are
+resampled in parallel threads ($SYNTHBENCH_COMPARE_WORKERS; default the cores, at most 4). The time estimate and one line
+per metric go to stderr. --recompute recomputes every set-level metric from the rows (the scheme before
+issue #26, on the shared draws only; many times slower). Calibration: docs/calibration.md.
 Default metrics: the cheap ones; MAUVE, c2st, utility and fluency only when named."""
 
 
@@ -39,11 +48,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics", "-m", metavar="LIST",
                    help="comma-separated metric names, groups or globs (default: every cheap metric both computed)")
     p.add_argument("--resamples", "-n", type=positive_int, default=DEFAULT_RESAMPLES, metavar="N",
-                   help=f"permutations and half-samples for recomputed metrics (default {DEFAULT_RESAMPLES})")
+                   help=f"permutations and half-samples for set-level metrics (default {DEFAULT_RESAMPLES})")
     p.add_argument("--seed", type=int, default=0, help="seed of the permutations and resamples (default 0)")
     p.add_argument("--out", "-o", metavar="FILE.md", help="also write the Markdown here and the JSON next to it (FILE.json)")
     p.add_argument("--embedder", metavar="MODEL",
                    help="the runs' embedder, when run.json cannot name it (a local folder)")
+    p.add_argument("--recompute", action="store_true",
+                   help="recompute every set-level metric from the rows of each resample instead of resampling "
+                        "its sufficient statistics (the scheme before issue #26, on the shared 2 x --resamples draws "
+                        "only: the same numbers there, many times slower)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -57,7 +70,8 @@ def run(args) -> int:
     progress = progress_enabled(args.no_progress)
     metrics = [m for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     res = compare(args.a, args.b, metrics=metrics, resamples=args.resamples, seed=args.seed, progress=progress,
-                  embedder_name=args.embedder, log=lambda msg: print(msg, file=sys.stderr))
+                  embedder_name=args.embedder, log=lambda msg: print(msg, file=sys.stderr),
+                  fast=not args.recompute)
     md = render_markdown(res)
     print(md, end="")
     if args.out:

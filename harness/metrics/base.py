@@ -72,6 +72,28 @@ GROUPS: dict[str, tuple[str, str]] = {
 }
 DIMENSIONS = ("faithfulness", "diversity", "fidelity", "privacy", "utility", "descriptive")
 
+#: the scorecard's columns (harness/report/scorecard.py, docs/scorecard.md): the survey's five dimensions in
+#: display order, each with its title, what it covers, and how its metrics become one verdict per
+#: candidate ("descriptive" metrics, lengths, have no direction and no column). Every dimension uses
+#: SCORECARD_RULE; a dimension with another rule would say so here.
+SCORECARD: dict[str, tuple[str, str]] = {
+    "faithfulness": ("Faithfulness", "format, labels, instructions, fluency, judge"),
+    "diversity": ("Diversity", "lexical, semantic, duplicates"),
+    "fidelity": ("Fidelity", "distance to the real distribution"),
+    "privacy": ("Privacy & contamination", "memorisation, test overlap"),
+    "utility": ("Utility", "train on synthetic, test on real; LM fine-tuning"),
+}
+SCORECARD_RULE = (
+    "Against the other candidates (with a single candidate: against the reference, on the metrics the "
+    "reference has). Only metrics with a direction count, and size-dependent ones only when the datasets "
+    "were compared at one size. Per metric and pair of datasets: +1 when both records carry a 95% interval "
+    "and the two intervals do not overlap (the better side wins), -1 the other way, 0 when they overlap or "
+    "an interval is missing (no test). Per metric family (group): the sign of the sum of its metrics, so "
+    "a family with many variants weighs as much as one with a single metric. Per dimension and pair: the "
+    "sign of the sum over its families. A candidate is 'better' when it wins against at least one other "
+    "and loses to none, 'worse' when it loses to at least one and wins against none, 'mixed' when both, "
+    "and 'not distinguishable' otherwise.")
+
 # ----------------------------------------------------------------------------- validity notes
 # Explanations of validity FAILs that several families share (a metric's own ones sit in its declaration).
 
@@ -154,6 +176,11 @@ class MetricInfo:
     # test and the committed-report check compare exactly); > 0 is the relative (and absolute) tolerance
     # those checks allow a metric whose floating-point sums move with BLAS threads or hardware.
     tolerance: float = 0.0
+    # compare's resampling on sufficient statistics: fn(pool_ctx, **args) -> an object whose
+    # ``value(rows, ref_rows=None, test_rows=None)`` is the metric's value on those rows (see
+    # harness/stats/sufficient.py); a callable or the name of a function in the metric's module; None:
+    # compare recomputes the metric from the rows of every resample
+    resampler: Callable | str | None = None
 
     @property
     def group(self) -> str:
@@ -200,7 +227,8 @@ def metric(name: str | None = None, *, args: dict | None = None, variants: list[
            range: str | None = None, size_dependent: bool = False, seeded: bool = False, opt_in: bool = False,
            cost: str = "light", version: int = 1, resample: str = "set", neutral_args: dict | None = None,
            expect: dict | None = None, limits: dict | None = None, identity: Identity | None = None,
-           no_identity: str | None = None, tolerance: float = 0.0, register: bool = True):
+           no_identity: str | None = None, tolerance: float = 0.0, register: bool = True,
+           resampler: Callable | str | None = None):
     """Declare a function a metric: once, here, beside it. Its docstring's first line is the one-line meaning.
 
     ``name`` (with ``args``, its default arguments) names one metric; ``variants`` names several that the
@@ -224,7 +252,8 @@ def metric(name: str | None = None, *, args: dict | None = None, variants: list[
                     summary=doc.split("\n", 1)[0].strip(), doc=doc, size_dependent=size_dependent,
                     seeded=seeded, opt_in=opt_in, cost=cost, version=version, resample=resample,
                     neutral_args=dict(neutral_args or {}), expect=expect, limits=dict(limits or {}),
-                    identity=identity, no_identity=no_identity, tolerance=float(tolerance))
+                    identity=identity, no_identity=no_identity, tolerance=float(tolerance),
+                    resampler=resampler)
         decls = []
         for v in variants:
             fields_ = {**base, **v.overrides}

@@ -55,12 +55,22 @@ def render_markdown(res: dict) -> str:
         lines.append(f"- test split (shared): {t['rows']} rows, fingerprint {t['fingerprint'][:12]}")
     used = {m["scheme"] for m in res["metrics"]}
     how = [txt for scheme, txt in (
-        ("recompute", f"{res['resamples']} permutations and {res['resamples']} half-samples for recomputed metrics"),
+        ("recompute", f"{res['resamples']} permutations and {res['resamples']} half-samples for set-level metrics"),
         ("rows", f"{res['row_permutations']:,} permutations for row-level metrics"),
         ("test-rows", f"{res['test_row_resamples']:,} paired resamples and sign flips of the test rows for utility"))
         if scheme in used]
-    lines += [f"- resampling: {'; '.join(how) or 'none'}; seed {res['seed']}",
-              f"- q = Benjamini-Hochberg adjusted p over the {len(res['metrics'])} metrics compared; "
+    lines += [f"- resampling: {'; '.join(how) or 'none'}; seed {res['seed']}"]
+    rs = res.get("resampling")
+    if rs:
+        rec = [d["metric"] for d in rs.get("recomputed") or []]
+        approx = rs.get("approximate") or []
+        lines.append(f"- set-level metrics: {len(rs.get('statistics') or [])} resampled on sufficient statistics, "
+                     f"{len(approx)} approximately" + (f" ({', '.join(f'`{m}`' for m in approx)})" if approx else "")
+                     + f", {len(rec)} recomputed from the rows" + (f" ({', '.join(f'`{m}`' for m in rec)})" if rec else "")
+                     + (f"; {len(rs['extended'])} with {rs['extended_permutations']:,} permutations (a p-value below "
+                        f"{rs.get('extend_below', 0.2)} on the first {res['resamples']})" if rs.get("extended") else "")
+                     + f"; {rs.get('seconds')} s (estimated {rs.get('estimate_s')} s)")
+    lines += [f"- q = Benjamini-Hochberg adjusted p over the {len(res['metrics'])} metrics compared; "
               f"verdict at q < {res['alpha']}, oriented by each metric's direction (↑/↓; · has none)", ""]
     lines += ["| metric | A | B | B − A [95% CI] | p | q | effect | verdict | scheme |",
               "|---|---:|---:|---|---:|---:|---|---|---|"]

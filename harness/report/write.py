@@ -30,7 +30,8 @@ def metric_infos(results) -> dict:
     for r in results:
         if registry.is_metric(r.metric) and r.metric not in infos:
             i = registry.info(r.metric)
-            infos[r.metric] = {"summary": i.summary, "range": i.range, "higher_is_better": i.higher_is_better}
+            infos[r.metric] = {"summary": i.summary, "range": i.range, "higher_is_better": i.higher_is_better,
+                               "size_dependent": i.size_dependent, "cost": i.cost}
     return infos
 
 
@@ -47,7 +48,7 @@ def write_report(out: Path, results, meta: dict) -> list[Path]:
     infos = metric_infos(results)
     summaries = {m: i["summary"] for m, i in infos.items()}
     atomic_write_text(out / "run.json", json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
-    md = render_markdown(results, meta, summaries)
+    md = render_markdown(results, meta, summaries, infos)
     written = [out / "report.md"]
     atomic_write_text(out / "report.md", md)
     if meta.get("suite"):

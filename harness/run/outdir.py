@@ -58,7 +58,8 @@ def _written_before(root: Path) -> bool:
     for name in ("report.md", "leaderboard.md"):  # the rendered report of a run (committed reports keep only it)
         try:
             with (root / name).open(encoding="utf-8", errors="replace") as f:
-                if f.readline().strip() == "# synthbench report":
+                first = f.readline().strip()  # "# synthbench report" or, since the scorecard, "...: NAME"
+                if first == "# synthbench report" or first.startswith("# synthbench report: "):
                     return True
         except OSError:
             pass

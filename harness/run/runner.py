@@ -236,8 +236,20 @@ def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list
                                     test=test_ctx, role=role, lm_scorer=lm_scorer, judge=judge, resources=shared)
         return contexts[key]
 
+    warned: list[tuple[str, str, str]] = []  # (dataset, metric, warning): logged once per cause at the end
+    stage = {"name": None, "t0": 0.0, "n": 0}  # without bars: one line per dataset with its elapsed time
+
+    stages = not cfg.progress and getattr(log, "stages", False)  # a log that asks for them (the CLI's)
+
+    def end_stage():
+        if stages and stage["n"]:
+            log(f"{stage['name']}: {stage['n']} metric(s) in {time.perf_counter() - stage['t0']:.1f} s")
+
     for full, corpus, role, spec, sig in plan:
         bar.set_postfix_str(f"{corpus.name}: {spec.name}", refresh=True)
+        if corpus.name != stage["name"]:
+            end_stage()
+            stage.update(name=corpus.name, t0=time.perf_counter(), n=0)
         t0 = time.perf_counter()
         try:
             score = spec(context(full, corpus, role, 0))
@@ -260,12 +272,12 @@ def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list
                 for line in "".join(traceback.format_exception(e)).rstrip().splitlines():
                     log(line)
             outcome.failed.append((corpus.name, spec.name, reason))
+            stage["n"] += 1
             store.put_failure(corpus.name, spec.name, sig, role, reason)
             store.flush()
             bar.update(1)
             continue
-        for w in score.details.get("warnings", []):
-            log(f"warning: {corpus.name} {spec.name}: {w}")
+        warned += [(corpus.name, spec.name, w) for w in score.details.get("warnings", [])]
         # withheld at the source, so that no record, report or figure of this run can show it
         details = score.details if cfg.quote_text else withhold_text(score.details)
         if score.rows:  # row-level findings: kept beside the results, counted in the record
@@ -278,8 +290,15 @@ def run(corpora: list[tuple[Corpus, str]], reference: Corpus | None, specs: list
         store.flush()
         outcome.results.append(res)
         outcome.computed += 1
+        stage["n"] += 1
         bar.update(1)
     bar.close()
+    end_stage()
+    if warned:  # one line per cause, across metrics and datasets (harness/report/notes.py)
+        from harness.report.notes import group_warnings
+
+        for line in group_warnings(warned, [c.name for c, _ in corpora]):
+            log(f"warning: {line}")
     if not cfg.quote_text and store.records:
         store.flush()  # also withholds the text of records reused from a run that quoted it
     if embedder is not None and hasattr(embedder, "stats"):

@@ -70,8 +70,8 @@ def test_eval_clinc150_end_to_end(tmp_path, cache_dir):
     assert all(x["signature"]["embedder"] == "sentence-transformers/all-MiniLM-L6-v2" for x in sem)
     assert all(0.5 < x["value"] < 1.2 and x["ci"][0] < x["value"] < x["ci"][1] for x in sem)
     report = (out / "report.md").read_text()
-    assert "## Ranking" in report and "gpt" in report and "human" in report
-    assert "semantic/pairwise-cosine-distance" in r.stdout  # the printed table
+    assert "## Scorecard" in report and "gpt" in report and "human" in report
+    assert r.stdout.startswith("SCORECARD") and "semantic/pairwise-cosine-distance" in r.stdout  # the printed tables
     # a rerun into the same folder recomputes nothing
     again = synthbench(*args, env_extra={"SYNTHBENCH_CACHE": str(cache_dir)})
     assert again.returncode == 0
@@ -97,14 +97,15 @@ def test_unknown_metric(tmp_path):
 
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path, cache_dir):
-    """What `make demo` runs: the demo suite against BBC News; the flawed set ranks last and the page,
-    leaderboard and figures are written."""
+    """What `make demo` runs: the demo suite against BBC News; the flawed set is the one the scorecard finds
+    worse on diversity and utility, and the page, leaderboard and figures are written."""
     out = tmp_path / "demo"
     r = synthbench("run", str(ROOT / "suites" / "demo.yaml"), "--out", str(out),
                    env_extra={"SYNTHBENCH_CACHE": str(cache_dir)}, timeout=1800)
     assert r.returncode == 0, r.stderr
     report = (out / "leaderboard.md").read_text()
-    ranking = report.split("## Ranking")[1].split("##")[0]
-    rows = [line for line in ranking.splitlines() if line.startswith("| 3 |")]
-    assert rows and "flawed" in rows[0]
+    card = report.split("## Scorecard")[1].split("##")[0]
+    (row,) = [line for line in card.splitlines() if line.startswith("| flawed |")]
+    assert [c.strip() for c in row.split("|")[4:5] + row.split("|")[7:8]] == ["**worse than plain-prompt, "
+                                                                              "attribute-prompted, smollm2-news**"] * 2
     assert (out / "index.html").exists() and any((out / "figures").glob("learning_curve*.png"))

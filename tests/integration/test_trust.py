@@ -134,6 +134,21 @@ def test_a_folder_synthbench_wrote_before_the_marker_is_adopted(tmp_path, capsys
     assert "results.jsonl" in listed and "report.md" in listed and "compare.md" not in listed
 
 
+def test_a_committed_report_folder_is_adopted_as_make_demo_finds_it(tmp_path):
+    """A clean clone's reports/demo holds only rendered files (no manifest, results.jsonl or run.json):
+    its report.md, which opens with the scorecard's "# synthbench report: demo", marks it as synthbench's."""
+    import shutil
+
+    from harness.run import outdir
+
+    out = tmp_path / "demo"
+    shutil.copytree(ROOT / "reports" / "demo", out, ignore=shutil.ignore_patterns(".synthbench*", "results.jsonl",
+                                                                                   "run.json", "flags.*"))
+    assert (out / "report.md").read_text(encoding="utf-8").startswith("# synthbench report: demo\n")
+    assert outdir.claim(out) == out
+    outdir.release(out)
+
+
 # ----------------------------------------------------------------------------- 4. concurrent runs
 
 def test_two_runs_into_one_folder_at_once_keep_both(tmp_path):

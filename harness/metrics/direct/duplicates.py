@@ -63,7 +63,8 @@ def first_occurrence(texts):
         bounds=(0, 1),
         size_dependent=True,
         expect={"exact-dup": "+", "near-dup": "0", "label-noise": "0", "shuffled-words": "0"},
-        range="[0, 1)")
+        range="[0, 1)",
+        resampler="exact_duplicate_resampler")
 def exact_duplicate_rate(ctx) -> Score:
     """Exact-duplicate rate: share of rows that repeat an earlier row after normalisation; lower is better.
 
@@ -253,7 +254,8 @@ def near_duplicate_clusters(texts, threshold=0.8, shingle=5, num_perm=128, seed=
         bounds=(0, 1),
         size_dependent=True,
         expect={"exact-dup": "+", "near-dup": "+", "label-noise": "0"},
-        range="[0, 1)")
+        range="[0, 1)",
+        resampler="near_duplicate_resampler")
 def near_duplicate_rate(ctx, threshold: float = 0.8, shingle: int = 5, num_perm: int = 128) -> Score:
     """Near-duplicate rate: share of rows within Jaccard 0.8 (character 5-grams) of a kept row; lower is better.
 
@@ -277,3 +279,56 @@ def near_duplicate_rate(ctx, threshold: float = 0.8, shingle: int = 5, num_perm:
                  {"removable": removable, "clusters": int((sizes > 1).sum()), "examples": ex,
                   "largest_cluster": max(int(sizes.max()) if n else 1, 1)},
                  rows={"near-duplicate": np.flatnonzero(roots != np.arange(n)).tolist()})
+
+
+# ----------------------------------------------------------------------------- resamplers (compare)
+
+def exact_duplicate_resampler(ctx):
+    """Exact-duplicate rate on a subset: the duplicate clusters (first occurrence of each row's normalised
+    text) of the pooled rows; a subset's rate is (rows - clusters it touches) / rows."""
+    import numpy as np
+
+    from harness.stats.sufficient import Resampler
+
+    group = first_occurrence(ctx.texts)
+
+    def value(rows, ref_rows=None, test_rows=None):
+        n = len(rows)
+        return (n - len(np.unique(group[rows]))) / n
+
+    return Resampler(value, "duplicate clusters", cheap=True)
+
+
+def near_duplicate_resampler(ctx, threshold: float = 0.8, shingle: int = 5, num_perm: int = 128):
+    """Near-duplicate rate on a subset: the verified near-duplicate pairs of the pooled rows (found once)
+    and the exact-duplicate clusters. Whether two rows are an LSH candidate and whether their Jaccard
+    similarity passes depends on the two rows alone, so a subset's graph is the pooled graph restricted to
+    it: its rate is (rows - connected components) / rows."""
+    import numpy as np
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from harness.stats.sufficient import Resampler
+
+    group = first_occurrence(ctx.texts)
+    _, pairs = near_duplicate_clusters(ctx.texts, threshold, shingle, num_perm, seed=1)
+    pi = group[np.array([p[0] for p in pairs], dtype=np.int64)]
+    pj = group[np.array([p[1] for p in pairs], dtype=np.int64)]
+    n_pool = len(group)
+
+    def value(rows, ref_rows=None, test_rows=None):
+        n = len(rows)
+        present = np.zeros(n_pool, dtype=bool)
+        present[group[rows]] = True
+        clusters = int(present.sum())
+        keep = present[pi] & present[pj]
+        if keep.any():
+            a, b = pi[keep], pj[keep]
+            nodes, inv = np.unique(np.concatenate([a, b]), return_inverse=True)
+            m = len(nodes)
+            g = coo_matrix((np.ones(len(a), dtype=np.int8), (inv[:len(a)], inv[len(a):])), shape=(m, m))
+            comps, _ = connected_components(g, directed=False)
+            clusters -= m - comps
+        return (n - clusters) / n
+
+    return Resampler(value, f"{len(pairs)} verified near-duplicate pairs and exact clusters", cheap=True)

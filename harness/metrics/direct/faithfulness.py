@@ -294,7 +294,8 @@ def _fit_proba(X, y, Xt, C: float):
         higher_is_better=True,
         bounds=(0, 1),
         expect={"label-noise": "-", "topic-drift": "-"},
-        no_identity="against itself it is the reference classifier's training accuracy")
+        no_identity="against itself it is the reference classifier's training accuracy",
+        resampler="reference_agreement_resampler")
 def reference_agreement(ctx, C: float = 10.0) -> Score:
     """Reference-classifier agreement: share of candidate rows whose label a classifier trained on the real data predicts; higher is better.
 
@@ -411,3 +412,61 @@ def label_issue_rate(ctx, folds: int = 5, C: float = 10.0, min_rows: int = 5) ->
         "flagged_rows": _ids(sorted(int(rows[r]) for r in issues)),
         "examples": flagged, "oof_accuracy": round(float((P.argmax(axis=1) == y).mean()), 4),
     })
+
+
+# ----------------------------------------------------------------------------- resamplers (compare)
+
+def reference_agreement_resampler(ctx, C: float = 10.0, refit: bool = False):
+    """Reference agreement on a subset: the reference classifier predicts every pooled row once; a
+    subset's value is the share of its scored rows (labels the reference has) whose label it predicts.
+    Exact under permutations (the classifier is fitted on the reference only, which they keep). A
+    half-sample halves the reference, on which the metric would fit anew: with ``refit`` each reference
+    half gets its own classifier (exact, one fit per half-sample, shared by A's and B's halves: minutes
+    for thousands of reference rows and a hundred classes); by default the full reference's classifier is
+    kept (an approximation, stated in compare's notes: the interval leaves out the refit's own noise,
+    which A and B share; the p-value, from permutations, is exact)."""
+    import numpy as np
+
+    from harness.stats.sufficient import PerRef, Resampler
+
+    ref = ctx.reference
+    if ref is None or ref.labels is None or ctx.labels is None:
+        return None
+    ref_labels = np.asarray([str(v) for v in ref.labels], dtype=object)
+    y = np.asarray([str(v) for v in ctx.labels], dtype=object)
+    X, R = np.asarray(ctx.embeddings), np.asarray(ref.embeddings)
+    fitted = PerRef()
+
+    def fit(ref_rows):
+        idx = np.arange(len(ref_labels)) if ref_rows is None else np.asarray(ref_rows, dtype=np.int64)
+        labs = ref_labels[idx]
+        known = set(labs)
+        if len(known) < 2:
+            return None
+        keep = np.array([lab in known for lab in y], dtype=bool)
+        agree = np.zeros(len(y), dtype=bool)
+        rows = np.flatnonzero(keep)
+        if len(rows):
+            classes, P = _fit_proba(R[idx], labs.astype(str), X[rows], C)
+            classes = np.asarray([str(c) for c in classes], dtype=object)
+            agree[rows] = classes[P.argmax(axis=1)] == y[rows]
+        return keep, agree
+
+    def value(rows, ref_rows=None, test_rows=None):
+        state = fitted.get(ref_rows if refit else None, fit)
+        if state is None:
+            raise MetricSkipped("the reference has fewer than 2 labels")
+        keep, agree = state
+        rows = np.asarray(rows, dtype=np.int64)
+        n = int(keep[rows].sum())
+        if n == 0:
+            raise MetricSkipped("no candidate row has a label that occurs in the reference")
+        return float(agree[rows].sum() / n)
+
+    res = Resampler(value, "reference-classifier predictions per row"
+                    + (", refitted per reference half" if refit else ", classifier held fixed"),
+                    cheap=True)  # permutations keep the reference: one fit, then lookups
+    if not refit:
+        res.approximate = ("half-samples keep the full reference's classifier instead of fitting one on each "
+                           "reference half; permutations are exact")
+    return res

@@ -251,7 +251,8 @@ def _self_bleu_encoded(enc, max_n: int):
         bounds=(0, 1),
         size_dependent=True,
         expect={"exact-dup": "+", "near-dup": "+", "mode-collapse": "+", "label-noise": "0", "shuffled-words": "-"},
-        limits={"mode-collapse": LEXICAL_MODE_COLLAPSE})
+        limits={"mode-collapse": LEXICAL_MODE_COLLAPSE},
+        resampler="self_bleu_resampler")
 def self_bleu(ctx, max_n: int = 4, tokenizer: str = "13a") -> Score:
     """Self-BLEU: BLEU-4 of each row against all other rows as references, averaged; lower is more diverse.
 
@@ -329,7 +330,8 @@ def _homogenization_bleu_encoded(enc, max_order: int):
         higher_is_better=False,
         bounds=(0, 1),
         expect={"exact-dup": "+", "near-dup": "+", "mode-collapse": "+", "label-noise": "0", "shuffled-words": "-"},
-        limits={"mode-collapse": LEXICAL_MODE_COLLAPSE})
+        limits={"mode-collapse": LEXICAL_MODE_COLLAPSE},
+        resampler="homogenization_bleu_resampler")
 def homogenization_bleu(ctx, max_order: int = 4, tokenizer: str = "13a") -> Score:
     """Homogenization (BLEU): mean over rows of the corpus BLEU of all other rows against it; lower is more diverse.
 
@@ -431,7 +433,8 @@ def rougel_row_means(token_rows, rows, workers: int = -1):
              "severity 0, +0.003 at 25%, +0.007 at 50%) against the spread between random samples, and 3 "
              "repeats do not always separate it (rho +0.32 [-0.45, +0.82] with 3 repeats; +0.71, a pass, with "
              "8). The BLEU scores, which pool n-gram matches, respond clearly. On BBC News: ") + MODE_COLLAPSE_BBC,
-        })
+        },
+        resampler="homogenization_rougel_resampler")
 def homogenization_rougel(ctx, tokenizer: str = "rouge", max_work: float = 2e9, pairs: int = 200_000,
                           workers: int = -1) -> Score:
     """Homogenization (ROUGE-L): mean ROUGE-L F-measure over all pairs of rows; lower is more diverse.
@@ -510,7 +513,8 @@ def ngram_diversity_of(texts, max_n: int = 4) -> float:
         bounds=(0, 4),
         size_dependent=True,
         expect={"exact-dup": "-", "near-dup": "-", "mode-collapse": "-", "label-noise": "0", "shuffled-words": "+"},
-        limits={"mode-collapse": LEXICAL_MODE_COLLAPSE})
+        limits={"mode-collapse": LEXICAL_MODE_COLLAPSE},
+        resampler="ngram_diversity_resampler")
 def ngram_diversity(ctx, max_n: int = 4) -> Score:
     """n-gram diversity: the sum over n = 1..4 of distinct n-grams / n-grams; higher is more diverse.
 
@@ -524,3 +528,145 @@ def ngram_diversity(ctx, max_n: int = 4) -> Score:
     if total_words < max_n:
         raise MetricSkipped(f"fewer than {max_n} words")
     return Score(ngram_diversity_of(ctx.texts, max_n), None, {"words": total_words, "max_n": max_n})
+
+
+# ----------------------------------------------------------------------------- resamplers (compare)
+# fn(pool_ctx, **args) -> harness.stats.sufficient.Resampler (harness/stats/sufficient.py): the pooled
+# rows are tokenised once; a subset is its rows' token ids, in the order the subset lists them.
+
+def subset_encoded(enc, rows):
+    """The compact :func:`_encoded` tuple of the rows ``rows`` (in that order) of an encoded corpus: the
+    same token ids (the vocabulary size is kept: ids need not be dense)."""
+    import numpy as np
+
+    flat, _, _, lens, vocab = enc
+    rows = np.asarray(rows, dtype=np.int64)
+    off = np.concatenate([[0], np.cumsum(lens)])
+    ln = lens[rows]
+    total = int(ln.sum())
+    shift = off[rows] - np.concatenate([[0], np.cumsum(ln)[:-1]])
+    return (flat[np.repeat(shift, ln) + np.arange(total, dtype=np.int64)], None, None, ln, vocab)
+
+
+def self_bleu_resampler(ctx, max_n: int = 4, tokenizer: str = "13a"):
+    """Self-BLEU on a subset: the pooled rows' token ids (tokenised once), per-row BLEU of the subset."""
+    import numpy as np
+
+    from harness.stats.sufficient import Resampler
+
+    enc = _encoded(ctx, tokenizer)
+
+    def value(rows, ref_rows=None, test_rows=None):
+        if len(rows) < 2:
+            raise MetricSkipped("needs at least 2 rows")
+        return float(np.mean(_self_bleu_encoded(_full(subset_encoded(enc, rows)), max_n)))
+
+    return Resampler(value, "per-row token ids")
+
+
+def homogenization_bleu_resampler(ctx, max_order: int = 4, tokenizer: str = "13a"):
+    """Homogenization-BLEU on a subset: the pooled rows' token ids (tokenised once)."""
+    import numpy as np
+
+    from harness.stats.sufficient import Resampler
+
+    enc = _encoded(ctx, tokenizer)
+
+    def value(rows, ref_rows=None, test_rows=None):
+        if len(rows) < 2:
+            raise MetricSkipped("needs at least 2 rows")
+        return float(np.mean(_homogenization_bleu_encoded(_full(subset_encoded(enc, rows)), max_order)))
+
+    return Resampler(value, "per-row token ids")
+
+
+def homogenization_rougel_resampler(ctx, tokenizer: str = "rouge", max_work: float = 2e9, pairs: int = 200_000,
+                                    workers: int = -1):
+    """Homogenization-ROUGE-L on a subset: the ROUGE-L F of every pair of pooled rows, computed once
+    (bit-parallel LCS); a subset's value is the mean over its pairs. None when a side would use the
+    sampled estimator (beyond ``max_work``), or the pooled pair matrix would not fit in 1 GB."""
+    import numpy as np
+
+    from harness.stats.sufficient import BatchResampler
+
+    enc = _encoded(ctx, tokenizer)
+    lens = enc[3].astype(np.float64)
+    n = len(lens)
+    if n * n * 8 > 1 << 30:
+        return None
+
+    def exact(m, ln):
+        n_pairs = m * (m - 1) // 2
+        work = n_pairs * max(ln.mean(), 1.0) * float(np.mean(np.ceil(np.maximum(ln, 1) / 64)))
+        return work <= max_work or n_pairs <= pairs
+
+    process, LCSseq = _rapidfuzz()
+    seqs = _lcs_inputs(enc)
+    F = np.zeros((n, n))
+    step = max(1, 4_000_000 // max(n, 1))
+    for a in range(0, n, step):
+        lcs = process.cdist(seqs[a:a + step], seqs, scorer=LCSseq.similarity, dtype=np.int32, workers=workers)
+        den = lens[a:a + step, None] + lens[None, :]
+        F[a:a + step] = np.divide(2.0 * lcs, den, out=np.zeros(lcs.shape), where=den > 0)
+    np.fill_diagonal(F, 0.0)
+
+    def check(rows):
+        m = len(rows)
+        if m < 2:
+            raise MetricSkipped("needs at least 2 rows")
+        if not exact(m, lens[rows]):
+            raise ValueError("a subset beyond max_work (sampled estimator)")
+        return m * (m - 1) // 2
+
+    def values(calls):
+        """Many subsets at once: their indicator rows times the pair matrix, one GEMM per block."""
+        out = []
+        for b in range(0, len(calls), 128):
+            block = calls[b:b + 128]
+            W = np.zeros((len(block), n))
+            for i, (rows, _, _) in enumerate(block):
+                W[i, np.asarray(rows, dtype=np.int64)] = 1.0
+            sums = np.einsum("ij,ij->i", W @ F, W) / 2
+            for (rows, _, _), s2 in zip(block, sums):
+                try:
+                    out.append(float(s2) / check(np.asarray(rows, dtype=np.int64)))
+                except MetricSkipped as e:
+                    out.append(e)
+        return out
+
+    res = BatchResampler(values, "ROUGE-L of every pooled pair")
+    return res
+
+
+def ngram_diversity_resampler(ctx, max_n: int = 4):
+    """n-gram diversity on a subset: each pooled row's space-separated words as ids, found once; a
+    subset's stream is its rows' words in the subset's order (n-grams cross rows, as in the metric)."""
+    import numpy as np
+    import pandas as pd
+
+    from harness.stats.sufficient import Resampler
+
+    per_row = [t.split(" ") for t in ctx.texts]
+    lens = np.array([len(w) for w in per_row], dtype=np.int64)
+    words, _ = pd.factorize(np.asarray([w for ws in per_row for w in ws], dtype=object))
+    words = words.astype(np.int64)
+    off = np.concatenate([[0], np.cumsum(lens)])
+
+    def value(rows, ref_rows=None, test_rows=None):
+        rows = np.asarray(rows, dtype=np.int64)
+        ln = lens[rows]
+        total = int(ln.sum())
+        if total < max_n:
+            raise MetricSkipped(f"fewer than {max_n} words")
+        shift = off[rows] - np.concatenate([[0], np.cumsum(ln)[:-1]])
+        word, vocab = pd.factorize(words[np.repeat(shift, ln) + np.arange(total, dtype=np.int64)])
+        word = word.astype(np.int64)
+        v = max(len(vocab), 1)
+        score = len(vocab) / len(word)
+        code = word
+        for k in range(2, max_n + 1):
+            code, grams = pd.factorize(code[:-1] * v + word[k - 1:])
+            score += len(grams) / len(code)
+        return float(score)
+
+    return Resampler(value, "per-row word ids", cheap=True)

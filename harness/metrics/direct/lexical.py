@@ -128,7 +128,8 @@ _DISTINCT_N_EXPECT = {"exact-dup": "-", "near-dup": "-", "mode-collapse": "-", "
         higher_is_better=True,
         bounds=(0, 1),
         size_dependent=True,
-        limits={"mode-collapse": LEXICAL_MODE_COLLAPSE})
+        limits={"mode-collapse": LEXICAL_MODE_COLLAPSE},
+        resampler="distinct_n_resampler")
 def distinct_n(ctx, n: int) -> Score:
     """Distinct-n: unique n-grams / all n-grams in the corpus; higher means less repetition.
 
@@ -149,6 +150,43 @@ def distinct_n(ctx, n: int) -> Score:
     return Score(len(counts) / total, None, {"unique": len(counts), "total": total})
 
 
+def ngram_row_counts(ctx, n: int):
+    """Row x n-gram incidence of the context's rows (:class:`harness.stats.sufficient.Counts`: one
+    entry per n-gram occurrence, its row and its n-gram's dense id), the sufficient statistic of
+    distinct-n, n-gram entropy and vocabulary size on any subset of rows (cached on the Context)."""
+    import numpy as np
+
+    from harness.stats.sufficient import Counts
+
+    def compute():
+        ids, off, vocab = token_ids(ctx)
+        lv = _ngram_level(ids, off, len(vocab), None, 1)
+        for k in range(2, n + 1):
+            lv = _ngram_level(ids, off, len(vocab), lv, k)
+        starts, codes = lv
+        row = np.searchsorted(off, starts, side="right") - 1
+        uniq, col = np.unique(codes, return_inverse=True)
+        return Counts(row, col.ravel(), np.ones(len(row)), len(off) - 1, len(uniq))
+
+    return ctx.memo(("lexical.ngram-row-counts", n), compute)
+
+
+def distinct_n_resampler(ctx, n: int):
+    """Distinct-n on a subset: n-gram totals over its rows from the row x n-gram incidence."""
+    from harness.stats.sufficient import Resampler
+
+    counts = ngram_row_counts(ctx, n)
+
+    def value(rows, ref_rows=None, test_rows=None):
+        c = counts.sums(rows)
+        total = c.sum()
+        if total == 0:
+            raise MetricSkipped(f"no row has {n} or more words")
+        return int((c > 0).sum()) / int(total)
+
+    return Resampler(value, "row x n-gram incidence", cheap=True)
+
+
 _NGRAM_ENTROPY_EXPECT = {"exact-dup": "-", "near-dup": "-", "mode-collapse": "-", "label-noise": "0", "shuffled-words": "+"}
 
 
@@ -161,7 +199,8 @@ _NGRAM_ENTROPY_EXPECT = {"exact-dup": "-", "near-dup": "-", "mode-collapse": "-"
         bounds=(0, INF),
         size_dependent=True,
         limits={"mode-collapse": LEXICAL_MODE_COLLAPSE},
-        range="[0, log2(#n-grams)] bits")
+        range="[0, log2(#n-grams)] bits",
+        resampler="ngram_entropy_resampler")
 def ngram_entropy(ctx, n: int) -> Score:
     """n-gram entropy: Shannon entropy (bits) of the corpus n-gram distribution; higher is more varied.
 
@@ -176,6 +215,25 @@ def ngram_entropy(ctx, n: int) -> Score:
     # summed in Python, in first-occurrence order, with math.log2: bit for bit the old Counter value
     h = -sum((c / total) * math.log2(c / total) for c in counts.tolist())
     return Score(h, None, {"types": len(counts), "total": total})
+
+
+def ngram_entropy_resampler(ctx, n: int):
+    """n-gram entropy on a subset: the n-gram counts over its rows from the row x n-gram incidence."""
+    import numpy as np
+
+    from harness.stats.sufficient import Resampler
+
+    counts = ngram_row_counts(ctx, n)
+
+    def value(rows, ref_rows=None, test_rows=None):
+        c = counts.sums(rows)
+        total = c.sum()
+        if total == 0:
+            raise MetricSkipped(f"no row has {n} or more words")
+        p = c[c > 0] / total
+        return float(-(p * np.log2(p)).sum())
+
+    return Resampler(value, "row x n-gram counts", cheap=True)
 
 
 def gzip_ratio(data: bytes) -> float:
@@ -273,7 +331,8 @@ def hashed_order(texts) -> list[int]:
              "interval exclude 0. A flatness check needs a magnitude tolerance, which the matrix does not "
              "have yet."),
             "mode-collapse": LEXICAL_MODE_COLLAPSE,
-        })
+        },
+        resampler="mattr_resampler")
 def mattr(ctx, window: int = 50, order: str = "hashed") -> Score:
     """MATTR: type-token ratio averaged over every window of 50 tokens; higher is more varied.
 
@@ -334,7 +393,8 @@ def mattr_ids(stream, window: int) -> float:
         size_dependent=True,
         expect={"exact-dup": "-", "mode-collapse": "-", "label-noise": "0", "shuffled-words": "0"},
         limits={"mode-collapse": LEXICAL_MODE_COLLAPSE},
-        range="[0, #tokens]")
+        range="[0, #tokens]",
+        resampler="vocab_size_resampler")
 def vocab_size(ctx) -> Score:
     """Vocabulary size: number of distinct word types; higher is richer (grows with size: use --sample-size).
 
@@ -344,6 +404,21 @@ def vocab_size(ctx) -> Score:
     if not vocab:
         raise MetricSkipped("no tokens")
     return Score(float(len(vocab)), None, {"tokens": len(ids)})
+
+
+def vocab_size_resampler(ctx):
+    """Vocabulary size on a subset: word types with a count over its rows (row x word incidence)."""
+    from harness.stats.sufficient import Resampler
+
+    counts = ngram_row_counts(ctx, 1)
+
+    def value(rows, ref_rows=None, test_rows=None):
+        k = int((counts.sums(rows) > 0).sum())
+        if k == 0:
+            raise MetricSkipped("no tokens")
+        return float(k)
+
+    return Resampler(value, "row x word incidence", cheap=True)
 
 
 def row_lengths(ctx):
@@ -386,7 +461,8 @@ def length_mean(ctx) -> Score:
 @metric("length/std-words",
         bounds=(0, INF),
         expect={"near-dup": "0", "label-noise": "0", "shuffled-words": "0"},
-        range="[0, ∞) words")
+        range="[0, ∞) words",
+        resampler="length_std_resampler")
 def length_std(ctx) -> Score:
     """Standard deviation of row length in words, with a bootstrap 95% interval; no better direction.
 
@@ -398,3 +474,68 @@ def length_std(ctx) -> Score:
     if len(x) < 2:
         raise MetricSkipped("needs at least 2 rows")
     return Score(float(x.std(ddof=1)), bootstrap_ci(x, "std", n_boot=500, seed=ctx.seed))
+
+
+def length_std_resampler(ctx):
+    """Length SD on a subset: the per-row word counts of its rows."""
+    from harness.stats.sufficient import Resampler
+
+    x = row_lengths(ctx)
+
+    def value(rows, ref_rows=None, test_rows=None):
+        if len(rows) < 2:
+            raise MetricSkipped("needs at least 2 rows")
+        return float(x[rows].std(ddof=1))
+
+    return Resampler(value, "per-row word counts", cheap=True)
+
+
+def mattr_resampler(ctx, window: int = 50, order: str = "hashed"):
+    """MATTR on a subset: the rows' token ids and their hash keys (text, occurrence number) computed once;
+    a subset's stream is its rows in key order (occurrence numbers counted within the subset, in the
+    order the subset lists its rows, as :func:`hashed_order` counts them), then :func:`mattr_ids`."""
+    import hashlib
+
+    import numpy as np
+
+    from harness.stats.sufficient import Resampler
+
+    if order != "hashed":
+        return None
+    ids, off, _ = token_ids(ctx)
+    lens = np.diff(off)
+    texts = ctx.texts
+    _, group = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
+    group = group.ravel().astype(np.int64)
+    sizes = np.bincount(group)
+    first_key = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    keys = np.empty(int(sizes.sum()), dtype=np.uint64)
+    done = np.zeros(len(sizes), dtype=bool)
+    for i, t in enumerate(texts):
+        g = group[i]
+        if done[g]:
+            continue
+        done[g] = True
+        for occ in range(int(sizes[g])):
+            d = hashlib.blake2b(f"{occ}\x00{t}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
+            keys[first_key[g] + occ] = int.from_bytes(d, "big")
+
+    def value(rows, ref_rows=None, test_rows=None):
+        rows = np.asarray(rows, dtype=np.int64)
+        g = group[rows]
+        srt = np.argsort(g, kind="stable")  # within a group: the subset's order
+        gs = g[srt]
+        start = np.searchsorted(gs, gs, side="left")
+        occ = np.empty(len(rows), dtype=np.int64)
+        occ[srt] = np.arange(len(rows)) - start
+        k = keys[first_key[g] + occ]
+        sel = rows[np.argsort(k, kind="stable")]
+        ln = lens[sel]
+        total = int(ln.sum())
+        if total == 0:
+            raise MetricSkipped("no tokens")
+        shift = off[sel] - np.concatenate([[0], np.cumsum(ln)[:-1]])
+        stream = ids[np.repeat(shift, ln) + np.arange(total, dtype=np.int64)]
+        return mattr_ids(stream, window)
+
+    return Resampler(value, "per-row token ids and hash keys", cheap=True)

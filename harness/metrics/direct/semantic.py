@@ -41,7 +41,8 @@ def pairwise_cosine_stats(X):
              "directions barely move the centroid (-0.015 at 50% on Banking77), while Vendi and chamfer, "
              "which see the spectrum and nearest neighbours, fall clearly. A known weakness of "
              "average-similarity diversity (Friedman & Dieng, 'The Vendi Score', TMLR 2023)."),
-        })
+        },
+        resampler="pairwise_cosine_resampler")
 def mean_pairwise_cosine_distance(ctx) -> Score:
     """Mean pairwise cosine distance of sentence embeddings; higher means semantically more varied.
 
@@ -338,7 +339,8 @@ def aps_stats(X, labels) -> dict:
              "exact copies drawn with replacement, which weight rows unevenly). Chamfer, which sees each "
              "row's nearest neighbour, falls clearly."),
         },
-        range="[1, min(n, d)]")
+        range="[1, min(n, d)]",
+        resampler="vendi_resampler")
 def vendi(ctx) -> Score:
     """Vendi score with the cosine kernel: the effective number of distinct rows; higher is more diverse.
 
@@ -369,7 +371,8 @@ def vendi(ctx) -> Score:
         bounds=(0, 2),
         size_dependent=True,
         seeded=True,
-        expect={"exact-dup": "-", "near-dup": "-", "mode-collapse": "-", "label-noise": "0"})
+        expect={"exact-dup": "-", "near-dup": "-", "mode-collapse": "-", "label-noise": "0"},
+        resampler="chamfer_resampler")
 def chamfer(ctx, max_queries: int = 10_000) -> Score:
     """Chamfer diversity: mean cosine distance from each row to its nearest other row; higher is more diverse.
 
@@ -424,7 +427,8 @@ def chamfer(ctx, max_queries: int = 10_000) -> Score:
             "mode-collapse": ("k-means on the candidate itself adapts to it: the collapsed rows get k-means cells of their "
              "own, so the cell sizes stay balanced and their entropy falls only slightly (about -0.03 at "
              "50%). It sees collapse only when most rows sit in the modes."),
-        })
+        },
+        resampler="cluster_entropy_resampler")
 def cluster_entropy(ctx, k: int = 20, merge: float | None = 0.6) -> Score:
     """Topic spread: normalised entropy of the sizes of k-means topics; higher means spread over more topics.
 
@@ -475,7 +479,8 @@ def _reference_kmeans(ref, k: int, seed: int):
              "outside the modes."),
         },
         identity=Identity(1, 1e-09, 1, 0.2,
-                 "every reference cluster receives its own rows"))
+                 "every reference cluster receives its own rows"),
+        resampler="ref_cluster_coverage_resampler")
 def ref_cluster_coverage(ctx, k: int = 50) -> Score:
     """Coverage of the reference's topics: share of reference k-means clusters that receive a candidate row; higher is better.
 
@@ -523,7 +528,8 @@ def ref_cluster_coverage(ctx, k: int = 50) -> Score:
         bounds=(1, INF),
         size_dependent=True,
         expect={"exact-dup": "-", "label-noise": "+"},
-        range="[1, n_class] per class, macro-averaged")
+        range="[1, n_class] per class, macro-averaged",
+        resampler="perclass_vendi_resampler")
 def perclass_vendi(ctx) -> Score:
     """Vendi score inside each class, macro-averaged: effective number of distinct rows per label; higher is more diverse.
 
@@ -554,7 +560,8 @@ def perclass_vendi(ctx) -> Score:
         needs=("labels", "embeddings"),
         higher_is_better=False,
         bounds=(-1, 1),
-        expect={"label-noise": "-", "mode-collapse": "+"})
+        expect={"label-noise": "-", "mode-collapse": "+"},
+        resampler="aps_resampler")
 def aps(ctx) -> Score:
     """Intra-class average pairwise similarity (APS): mean cosine similarity of same-label pairs; lower is more diverse.
 
@@ -574,3 +581,233 @@ def aps(ctx) -> Score:
     most = sorted(s["per_class"], key=lambda c: -s["per_class"][c])[:3]
     return Score(s["intra"], None, {"inter": s["inter"], "gap": gap, "intra_macro": s["intra_macro"],
                                     "most_homogeneous": most, "per_class": s["per_class"]})
+
+
+# ----------------------------------------------------------------------------- resamplers (compare)
+# Each is fn(pool_ctx, **args) -> harness.stats.sufficient.Resampler: the metric's value on any subset
+# of the pooled rows from statistics computed once (harness/stats/sufficient.py).
+
+def pairwise_cosine_resampler(ctx):
+    """Mean pairwise cosine distance on a subset: the sum of its unit vectors (S.S - n over n(n-1))."""
+    from harness.stats.sufficient import Resampler
+
+    U = _unit64(ctx.embeddings)
+
+    def value(rows, ref_rows=None, test_rows=None):
+        n = len(rows)
+        if n < 3:
+            raise MetricSkipped("needs at least 3 rows")
+        S = U[rows].sum(axis=0)
+        return float(1.0 - (S @ S - n) / (n * (n - 1)))
+
+    return Resampler(value, "sum of unit vectors", cheap=True)
+
+
+def vendi_resampler(ctx):
+    """Vendi on a subset: the d x d Gram contributions of its rows (the dual form of vendi_score, on the
+    rows' cached embeddings)."""
+    import numpy as np
+
+    from harness.stats.sufficient import Resampler
+
+    X = np.asarray(ctx.embeddings)
+
+    def value(rows, ref_rows=None, test_rows=None):
+        if len(rows) < 2:
+            raise MetricSkipped("needs at least 2 rows")
+        return vendi_score(X[np.sort(rows)])
+
+    return Resampler(value, "d x d Gram contributions")
+
+
+def perclass_vendi_resampler(ctx):
+    """Per-class Vendi on a subset: each class's kernel spectrum from its rows' unit vectors; all classes
+    of one subset in one batched eigen-decomposition (kernels zero-padded to the largest class: a zero
+    row adds a zero eigenvalue, which adds nothing to the entropy)."""
+    import numpy as np
+
+    from harness.stats.sufficient import Resampler
+
+    X = np.asarray(ctx.embeddings)
+    U = _unit64(X)
+    _, codes = class_index(ctx.labels)
+    d = X.shape[1]
+
+    def value(rows, ref_rows=None, test_rows=None):
+        rows = np.sort(np.asarray(rows, dtype=np.int64))
+        c = codes[rows]
+        order = np.argsort(c, kind="stable")
+        rows, c = rows[order], c[order]
+        cls, start, size = np.unique(c, return_index=True, return_counts=True)
+        keep = size >= 2
+        if not keep.any():
+            raise MetricSkipped("no class has 2 or more rows")
+        vals = []
+        small = keep & (size <= d)
+        if small.any():
+            m = int(size[small].max())
+            P = np.zeros((int(small.sum()), m, d))
+            for b, (s0, n) in enumerate(zip(start[small], size[small])):
+                P[b, :n] = U[rows[s0:s0 + n]]
+            K = P @ P.transpose(0, 2, 1) / size[small][:, None, None]
+            for w in np.linalg.eigvalsh(K):
+                vals.append(float(np.exp(_spectrum_entropy(w))))
+        for s0, n in zip(start[keep & (size > d)], size[keep & (size > d)]):
+            vals.append(vendi_score(X[rows[s0:s0 + n]]))
+        return float(np.mean(vals))
+
+    return Resampler(value, "per-class kernels of unit vectors")
+
+
+def aps_resampler(ctx):
+    """APS on a subset: class sums of its rows' unit vectors (the sums and pair counts of aps_stats)."""
+    import numpy as np
+
+    from harness.stats.sufficient import Resampler
+
+    U = _unit64(np.asarray(ctx.embeddings))
+    _, codes = class_index(ctx.labels)
+    sq = (U * U).sum(axis=1)
+
+    def value(rows, ref_rows=None, test_rows=None):
+        rows = np.asarray(rows, dtype=np.int64)
+        rows = rows[np.argsort(codes[rows], kind="stable")]
+        c = codes[rows]
+        cls, start, n_c = np.unique(c, return_index=True, return_counts=True)
+        sums = np.add.reduceat(U[rows], start, axis=0)
+        intra_sum = (sums * sums).sum(axis=1) - np.add.reduceat(sq[rows], start)
+        pairs = n_c.astype(np.float64) * (n_c - 1)
+        if pairs.sum() == 0:
+            raise MetricSkipped("no class has two rows")
+        return float(intra_sum.sum() / pairs.sum())
+
+    return Resampler(value, "class sums of unit vectors")
+
+
+def chamfer_resampler(ctx, max_queries: int = 10_000, neighbours: int = 48):
+    """Chamfer on a subset: every pooled row's ``neighbours`` nearest pooled rows, sorted, found once; a
+    row's nearest neighbour within a subset is the first of them in the subset (rows with none of them
+    in it are searched against the subset by brute force). None when a side has more than ``max_queries``
+    rows (the metric then samples its queries)."""
+    import numpy as np
+
+    from harness.stats.knn import nearest_other
+    from harness.stats.sufficient import Resampler
+
+    X = np.asarray(ctx.embeddings)
+    n = X.shape[0]
+    if n > 2 * max_queries:
+        return None
+    U64 = _unit64(X)
+    U32 = U64.astype(np.float32)
+    L = min(neighbours, n - 1)
+    nbr = np.empty((n, L), dtype=np.int64)
+    for a in range(0, n, 2048):
+        S = U32[a:a + 2048] @ U32.T
+        S[np.arange(len(S)), np.arange(a, a + len(S))] = -np.inf
+        top = np.argpartition(-S, L - 1, axis=1)[:, :L]
+        srt = np.argsort(-np.take_along_axis(S, top, axis=1), axis=1, kind="stable")
+        nbr[a:a + len(S)] = np.take_along_axis(top, srt, axis=1)
+
+    def value(rows, ref_rows=None, test_rows=None):
+        rows = np.sort(np.asarray(rows, dtype=np.int64))
+        m = len(rows)
+        if m < 3:
+            raise MetricSkipped("needs at least 3 rows")
+        if m > max_queries:
+            raise ValueError("more rows than max_queries")
+        inside = np.zeros(n, dtype=bool)
+        inside[rows] = True
+        hit = inside[nbr[rows]]
+        found = hit.any(axis=1)
+        j = nbr[rows, hit.argmax(axis=1)]
+        if not found.all():
+            miss = np.flatnonzero(~found)
+            local = nearest_other(U32[rows], miss)
+            j[miss] = rows[local]
+        dist = np.clip(1.0 - (U64[rows] * U64[j]).sum(axis=1), 0.0, 2.0)
+        return float(dist.mean())
+
+    return Resampler(value, f"{L} nearest pooled neighbours per row")
+
+
+def ref_cluster_coverage_resampler(ctx, k: int = 50, refit: bool = False):
+    """Reference-cluster coverage on a subset: each pooled row's nearest reference centre. Exact under
+    permutations (they keep the reference and its k-means). A half-sample halves the reference, which
+    the metric would cluster anew: with ``refit`` each reference half is clustered the metric's way
+    (exact, one k-means per half-sample, about as slow as recomputing); by default the full reference's
+    clusters are kept (an approximation, stated in compare's notes: the interval leaves out the refit's
+    own noise; the p-value, from permutations, is exact)."""
+    import numpy as np
+
+    from harness.stats.sufficient import PerRef, Resampler
+
+    ref = ctx.reference
+    if ref is None:
+        return None
+    X = np.asarray(ctx.embeddings)
+    R = np.asarray(ref.embeddings)
+    seed = _seed(ctx, "semantic/ref-cluster-coverage")
+    per_ref = PerRef()
+
+    def assign(ref_rows):
+        Rs = R if ref_rows is None else R[ref_rows]
+        kk = min(int(k), Rs.shape[0] // 5)
+        if kk < 2:
+            raise MetricSkipped("the reference needs at least 10 rows")
+        centres, _ = _reference_kmeans(ref, kk, seed) if ref_rows is None else kmeans(Rs, kk, seed)
+        return kk, nearest_centre(X, centres)
+
+    def value(rows, ref_rows=None, test_rows=None):
+        kk, cell = per_ref.get(ref_rows if refit else None, assign)
+        if len(rows) < 1:
+            raise MetricSkipped("no rows")
+        return float((np.bincount(cell[rows], minlength=kk) > 0).mean())
+
+    res = Resampler(value, "nearest reference centre per row", cheap=True)
+    if not refit:
+        res.approximate = ("half-samples keep the full reference's k-means clusters instead of clustering each "
+                           "reference half; permutations are exact")
+    return res
+
+
+def cluster_entropy_resampler(ctx, k: int = 20, merge: float | None = 0.6):
+    """Topic spread on a subset with the topics held fixed: an approximation (stated in compare's notes).
+
+    The metric fits k-means to each evaluation's own rows (seeded k-means++ and Lloyd: no statistic of
+    the rows reproduces that fit). Here k-means is fitted once, the metric's way, to the pooled rows, its
+    cells merged into topics as the metric merges them, and a subset's value is the normalised entropy of
+    its rows' topic sizes. Compare takes the p-value from this statistic's own observed difference (a
+    valid permutation test: the topics are a symmetric function of the pooled rows); the half-sample
+    spread leaves out the refit's own noise. The reported values are the metric's."""
+    import numpy as np
+
+    from harness.stats.sufficient import Resampler
+
+    X = np.asarray(ctx.embeddings)
+    n = X.shape[0]
+    kk = min(int(k), n // 5)
+    if kk < 2:
+        return None
+    centres, cells = kmeans(X, kk, _seed(ctx, "semantic/cluster-entropy"))
+    if merge is None or len(centres) < 2:
+        topic = np.arange(kk)
+    else:
+        from scipy.cluster.hierarchy import fcluster, linkage
+        from scipy.spatial.distance import pdist
+
+        dist = np.clip(pdist(_unit64(centres), "cosine"), 0.0, 2.0)
+        topic = fcluster(linkage(dist, "complete"), t=1.0 - merge, criterion="distance") - 1
+    row_topic = topic[cells]
+
+    def value(rows, ref_rows=None, test_rows=None):
+        m = len(rows)
+        km = min(int(k), m // 5)
+        if km < 2:
+            raise MetricSkipped("needs at least 10 rows")
+        return _normalised_entropy(np.bincount(row_topic[rows]), km)
+
+    res = Resampler(value, f"{kk} k-means cells of the pooled rows, held fixed", cheap=True)
+    res.approximate = ("k-means topics fitted once to the pooled rows and held fixed instead of refitted on each "
+                       "resample: p from this statistic's observed difference")
+    return res

@@ -101,7 +101,8 @@ def bergsma_v(chi2: float, n: int, rows: int, cols: int) -> float:
         expect={"class-drop": "+", "mode-collapse": "+", "shuffled-words": "0", "truncation": "0", "topic-drift": "0"},
         identity=Identity(0, 1e-09, 0, "null-999:jsd",
                  "0 for identical label mixes; two samples: below the 99.9% point of its permutation null"),
-        range="[0, 1] bits")
+        range="[0, 1] bits",
+        resampler="label_jsd_resampler")
 def label_jsd(ctx) -> Score:
     """Label-distribution divergence: Jensen-Shannon divergence (bits) from the reference's label mix; lower is closer.
 
@@ -127,7 +128,8 @@ def label_jsd(ctx) -> Score:
         bounds=(0, 1),
         expect={"class-drop": "+", "mode-collapse": "+", "shuffled-words": "0", "truncation": "0", "topic-drift": "0"},
         identity=Identity(0, 1e-09, 0, "null-999:v",
-                 "bias-corrected Cramér's V: 0; two samples: below the 99.9% point of its permutation null"))
+                 "bias-corrected Cramér's V: 0; two samples: below the 99.9% point of its permutation null"),
+        resampler="label_chi2_resampler")
 def label_chi2_v(ctx) -> Score:
     """Label-mix difference as bias-corrected Cramér's V of a chi-square test against the reference; lower is closer.
 
@@ -175,7 +177,8 @@ def _length_pair(ctx):
         bounds=(0, 1),
         expect={"truncation": "+", "length-shift": "+", "near-dup": "0", "label-noise": "0", "shuffled-words": "0"},
         identity=Identity(0, 1e-09, 0, "null-999:ks",
-                 "0 for one distribution; two samples: below the 99.9% point of its permutation null"))
+                 "0 for one distribution; two samples: below the 99.9% point of its permutation null"),
+        resampler="length_ks_resampler")
 def length_ks(ctx) -> Score:
     """Length mismatch: two-sample Kolmogorov-Smirnov statistic of words per row against the reference; lower is closer.
 
@@ -201,7 +204,8 @@ def length_ks(ctx) -> Score:
         expect={"truncation": "+", "length-shift": "+", "near-dup": "0", "label-noise": "0", "shuffled-words": "0"},
         identity=Identity(0, 1e-09, 0, "null-999:w1",
                  "0 words; two samples: below the 99.9% point of its permutation null"),
-        range="[0, ∞) words")
+        range="[0, ∞) words",
+        resampler="length_wasserstein_resampler")
 def length_wasserstein(ctx) -> Score:
     """Length mismatch in words: Wasserstein-1 distance between row-length distributions of candidate and reference; lower is closer.
 
@@ -225,7 +229,8 @@ def length_wasserstein(ctx) -> Score:
         limits={"mode-collapse": MODE_COLLAPSE_BBC + " Topical neighbours keep the reference's word mix."},
         identity=Identity(0, 1e-09, 0, 0.3,
                  "0 bits; rare words make two samples differ (size-dependent)"),
-        range="[0, 1] bits")
+        range="[0, 1] bits",
+        resampler="vocab_jsd_resampler")
 def vocab_jsd(ctx) -> Score:
     """Vocabulary divergence: Jensen-Shannon divergence (bits) between candidate and reference word-frequency distributions; lower is closer.
 
@@ -250,7 +255,8 @@ def vocab_jsd(ctx) -> Score:
         size_dependent=True,
         expect={"near-dup": "+", "topic-drift": "+", "label-noise": "0", "shuffled-words": "0"},
         identity=Identity(0, 1e-09, 0, 0.15,
-                 "0; rare words of one sample are new to the other (size-dependent)"))
+                 "0; rare words of one sample are new to the other (size-dependent)"),
+        resampler="oov_rate_resampler")
 def oov_rate(ctx) -> Score:
     """Out-of-vocabulary rate: share of candidate word tokens whose word never occurs in the reference; lower is closer.
 
@@ -266,3 +272,165 @@ def oov_rate(ctx) -> Score:
     n_oov = sum(oov.values())
     return Score(n_oov / total, None, {"oov_tokens": n_oov, "tokens": total, "oov_types": len(oov),
                                        "top": [[w, c] for w, c in oov.most_common(20)]})
+
+
+# ----------------------------------------------------------------------------- resamplers (compare)
+# fn(pool_ctx, **args) -> harness.stats.sufficient.Resampler: per-row label codes, lengths and word
+# counts of the pooled rows and of the reference, in one shared code space (harness/stats/sufficient.py).
+
+def _label_codes(ctx):
+    """(pooled rows' label codes, reference rows' label codes, number of labels) over the union of labels."""
+    import numpy as np
+
+    if ctx.reference is None or ctx.labels is None or ctx.reference.labels is None:
+        return None
+    a, r = list(ctx.labels), list(ctx.reference.labels)
+    keys = {k: i for i, k in enumerate(sorted(set(a) | set(r), key=str))}
+    return (np.array([keys[x] for x in a], dtype=np.int64), np.array([keys[x] for x in r], dtype=np.int64),
+            len(keys))
+
+
+def _label_tables(codes, rows, ref_rows):
+    import numpy as np
+
+    from harness.stats.sufficient import rows_of
+
+    ca, cr, k = codes
+    c = np.bincount(ca[rows_of(rows, len(ca))], minlength=k).astype(np.float64)
+    r = np.bincount(cr[rows_of(ref_rows, len(cr))], minlength=k).astype(np.float64)
+    if c.sum() == 0 or r.sum() == 0:
+        raise MetricSkipped("no labels")
+    keep = (c + r) > 0
+    return c[keep], r[keep]
+
+
+def label_jsd_resampler(ctx):
+    """Label JSD on a subset: label counts of its rows and of the reference rows."""
+    from harness.stats.sufficient import Resampler
+
+    codes = _label_codes(ctx)
+    if codes is None:
+        return None
+    return Resampler(lambda rows, ref_rows=None, test_rows=None: jsd_bits(*_label_tables(codes, rows, ref_rows)),
+                     "per-row label codes", cheap=True)
+
+
+def label_chi2_resampler(ctx):
+    """Bias-corrected Cramér's V on a subset: the 2 x L table from per-row label codes."""
+    import numpy as np
+    from scipy.stats import chi2_contingency
+
+    from harness.stats.sufficient import Resampler
+
+    codes = _label_codes(ctx)
+    if codes is None:
+        return None
+
+    def value(rows, ref_rows=None, test_rows=None):
+        c, r = _label_tables(codes, rows, ref_rows)
+        if len(c) < 2:
+            return 0.0
+        res = chi2_contingency(np.vstack([c, r]), correction=False)
+        return bergsma_v(float(res.statistic), int(c.sum() + r.sum()), 2, len(c))
+
+    return Resampler(value, "per-row label codes", cheap=True)
+
+
+def _length_resampler(ctx, fn):
+    from harness.stats.sufficient import Resampler, rows_of
+
+    if ctx.reference is None:
+        return None
+    a, b = _lengths(ctx), _lengths(ctx.reference)
+
+    def value(rows, ref_rows=None, test_rows=None):
+        x, y = a[rows_of(rows, len(a))], b[rows_of(ref_rows, len(b))]
+        if len(x) == 0 or len(y) == 0:
+            raise MetricSkipped("no rows")
+        return fn(x, y)
+
+    return Resampler(value, "per-row word counts", cheap=True)
+
+
+def length_ks_resampler(ctx):
+    """Length KS on a subset: the per-row word counts of its rows and of the reference rows. Lengths are
+    whole words, so both empirical CDFs are cumulative counts over the word counts (the same fractions
+    ``ks_2samp`` takes at the pooled points; scipy itself beyond 10,000 words a row)."""
+    import numpy as np
+    from scipy.stats import ks_2samp
+
+    def ks(x, y):
+        top = int(max(x.max(), y.max()))
+        if top > 10_000:
+            return float(ks_2samp(x, y).statistic)
+        cx = np.cumsum(np.bincount(x.astype(np.int64), minlength=top + 1)) / len(x)
+        cy = np.cumsum(np.bincount(y.astype(np.int64), minlength=top + 1)) / len(y)
+        return float(np.abs(cx - cy).max())
+
+    return _length_resampler(ctx, ks)
+
+
+def length_wasserstein_resampler(ctx):
+    """Length Wasserstein-1 on a subset: the per-row word counts of its rows and of the reference rows."""
+    from scipy.stats import wasserstein_distance
+
+    return _length_resampler(ctx, lambda x, y: float(wasserstein_distance(x, y)))
+
+
+def _word_tables(ctx):
+    """Row x word counts of the pooled rows and of the reference, over one shared word index."""
+    from harness.metrics.direct.lexical import ngram_row_counts, token_ids
+    from harness.stats.sufficient import Counts
+
+    if ctx.reference is None:
+        return None
+    out = []
+    index: dict = {}
+    for c in (ctx, ctx.reference):
+        _, _, vocab = token_ids(c)
+        counts = ngram_row_counts(c, 1)  # columns: unigram dense ids, in sorted token-id order
+        import numpy as np
+
+        ids = np.unique(token_ids(c)[0])  # the token ids present, sorted: column j is token ids[j]
+        joint = np.array([index.setdefault(vocab[t], len(index)) for t in ids.tolist()], dtype=np.int64)
+        out.append((counts, joint))
+    k = len(index)
+    (pc, pj), (rc, rj) = out
+    return (Counts(pc.row, pj[pc.col], pc.count, pc.n_rows, k), Counts(rc.row, rj[rc.col], rc.count, rc.n_rows, k))
+
+
+def vocab_jsd_resampler(ctx):
+    """Vocabulary JSD on a subset: word counts of its rows and of the reference rows (shared word index)."""
+    from harness.stats.sufficient import Resampler
+
+    tables = _word_tables(ctx)
+    if tables is None:
+        return None
+    pool, ref = tables
+
+    def value(rows, ref_rows=None, test_rows=None):
+        c, r = pool.sums(rows), ref.sums(ref_rows)
+        if c.sum() == 0 or r.sum() == 0:
+            raise MetricSkipped("no tokens")
+        return jsd_bits(c, r)
+
+    return Resampler(value, "row x word counts", cheap=True)
+
+
+def oov_rate_resampler(ctx):
+    """OOV rate on a subset: word counts of its rows against the words of the reference rows."""
+    from harness.stats.sufficient import Resampler
+
+    tables = _word_tables(ctx)
+    if tables is None:
+        return None
+    pool, ref = tables
+
+    def value(rows, ref_rows=None, test_rows=None):
+        c = pool.sums(rows)
+        total = c.sum()
+        if total == 0:
+            raise MetricSkipped("no tokens")
+        return float(c[ref.sums(ref_rows) == 0].sum() / total)
+
+    return Resampler(value, "row x word counts", cheap=True)

@@ -73,7 +73,11 @@ def test_planted_duplicates_are_significantly_worse(dup_run, capsys, tmp_path):
     # ... and 30% planted copies are found: B's exact-duplicate rate is 0.3, worse, far beyond chance
     dup = by["dup/exact-rate"]
     assert dup["b"] == pytest.approx(0.3 + dup["a"], abs=0.01) and dup["scheme"] == "recompute"
-    assert dup["p"] == pytest.approx(1 / 101) and dup["q"] < 0.05 and dup["verdict"] == "A better"
+    # (its p-value on the 100 shared permutations, 1/101, is below 0.2: it gets EXTENDED_PERMUTATIONS in all)
+    from harness.analysis.comparison import EXTENDED_PERMUTATIONS
+
+    assert dup["resamples"] == EXTENDED_PERMUTATIONS
+    assert dup["p"] == pytest.approx(1 / (EXTENDED_PERMUTATIONS + 1)) and dup["q"] < 0.05 and dup["verdict"] == "A better"
     assert dup["ci"][0] > 0.15 and dup["ci"][1] < 0.45 and dup["effect"] > 3
     for m in ("lexical/distinct-1", "lexical/distinct-2", "semantic/vendi"):
         assert by[m]["diff"] < 0 and by[m]["q"] < 0.05 and by[m]["verdict"] == "A better", by[m]

@@ -1,32 +1,14 @@
-"""Reports: ranking and escaping are pure functions of result records."""
+"""Reports: tables and escaping are pure functions of result records."""
 
 from __future__ import annotations
 
 from harness.report.markdown import md_escape, render_markdown, render_terminal
-from harness.report.ranking import _ranks, rank_candidates
 from harness.types import Result, Signature
 
 
 def rec(ds, metric, value, hib, role="candidate"):
     sig = Signature("0", metric, {}, {"candidate": ds * 8}, None, 0)
     return Result(ds, metric, value, None, hib, sig, role=role)
-
-
-def test_ranks_with_ties():
-    assert _ranks({"a": 1.0, "b": 2.0, "c": 2.0}, True) == {"b": 1.5, "c": 1.5, "a": 3.0}
-    assert _ranks({"a": 1.0, "b": 2.0}, False) == {"a": 1.0, "b": 2.0}
-
-
-def test_groups_weigh_equally():
-    # 'a' wins three lexical variants, 'b' wins the single dup metric and the semantic one
-    rs = [rec("a", f"lexical/distinct-{n}", 0.9, True) for n in (1, 2, 3)]
-    rs += [rec("b", f"lexical/distinct-{n}", 0.1, True) for n in (1, 2, 3)]
-    rs += [rec("a", "dup/exact-rate", 0.5, False), rec("b", "dup/exact-rate", 0.0, False)]
-    rs += [rec("a", "semantic/x", 0.1, True), rec("b", "semantic/x", 0.2, True)]
-    rs += [rec("ref", "dup/exact-rate", 0.0, False, role="reference"), rec("a", "length/mean-words", 5, None)]
-    ranking = rank_candidates(rs)
-    assert [r["dataset"] for r in ranking] == ["b", "a"]
-    assert ranking[0]["groups"] == {"lexical": 2.0, "dup": 1.0, "semantic": 1.0}
 
 
 def test_hostile_names_are_inert():
