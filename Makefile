@@ -35,11 +35,14 @@ SUITES := suites/demo.yaml suites/ag_news.yaml suites/sst2_supergen.yaml \
           suites/intent_clinc150.yaml suites/intent_banking10.yaml suites/s3_imdb.yaml \
           suites/llm_aug_20news.yaml suites/llm_aug_ag_news.yaml suites/llm_aug_atis.yaml \
           suites/llm_aug_fb.yaml suites/llm_aug_sst5.yaml suites/llm_aug_yelp.yaml suites/instruction.yaml
-# ... then which direct metric predicts utility across all their candidates
+# ... at fp32, the reference precision, so that every CPU reproduces the committed numbers (auto would pick
+# bf16 on a CPU with AVX512-BF16); then which direct metric predicts utility across all their candidates
 leaderboard: $(STAMP)
-	@for s in $(SUITES); do $(BIN)/synthbench run $$s || exit 1; done
+	@for s in $(SUITES); do SYNTHBENCH_PRECISION=fp32 $(BIN)/synthbench run $$s || exit 1; done
 	$(BIN)/synthbench correlate reports -u utility/minilm-lr/accuracy -u utility/tfidf-lr/accuracy \
 	  --out reports/metric-utility-correlation.md >/dev/null
+	$(BIN)/synthbench correlate reports -u utility/minilm-lr/accuracy -u utility/tfidf-lr/accuracy \
+	  --model ridge,rank --out reports/utility-model.md >/dev/null
 
 # The leaderboard page is tested in Debian's chromium (through Playwright, which does not download a browser).
 browser:

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/precision.py                       # every part, default sizes; prints the tables
     .venv/bin/python bench/precision.py --parts cosine,metrics --n 2000 --out bench/out
+    .venv/bin/python bench/precision.py --parts lm,lora,e2e --n 1000   # the speed rows
 
 Parts:
 - ``cosine``: per-text cosine between the bf16 and the fp32 all-MiniLM-L6-v2 vector of the same text, on
@@ -13,6 +14,8 @@ Parts:
   bf16 value's distance from the fp32 value in units of the fp32 interval's half-width. A metric whose
   bf16 value leaves the fp32 interval is listed.
 - ``lm``: perplexity scoring of ``--n`` real texts (SmolLM2-135M) at auto and fp32.
+- ``lora``: LoRA fine-tuning of SmolLM2-135M (the lm-utility recipe) to ``--lora-budget`` supervised tokens of
+  the real Alpaca-GPT-4 rows, at fp32 and at auto, into empty checkpoint caches.
 - ``e2e``: the cold CLINC150 suite (suites/intent_clinc150.yaml, empty cache) at ``--precision auto`` and
   ``--precision fp32``, each in its own process: wall time and peak resident memory.
 
@@ -152,6 +155,32 @@ def part_lm(n: int, log) -> list[str]:
     return rows
 
 
+def part_lora(budget: int, log) -> list[str]:
+    """LoRA fine-tuning of the default causal LM (the lm-utility recipe) to ``budget`` supervised tokens of the
+    real Alpaca-GPT-4 rows, at fp32 and at auto, each into an empty checkpoint cache (so it really trains)."""
+    import lm_finetune as bench_ft
+
+    from harness.resources import causal_ft as ft
+    from harness.resources.causal_lm import resolve_lm
+
+    rows = ["| run | precision ran | supervised tokens | train s | tokens/s | final loss |",
+            "|---|---|---:|---:|---:|---:|"]
+    for p in ("fp32", "auto"):
+        lm = resolve_lm("default", precision=p)
+        with tempfile.TemporaryDirectory() as d:
+            t0 = time.perf_counter()
+            ck = ft.finetune(lm, bench_ft._train_set(), ft.FTRecipe(mode="lora", token_budget=budget), seed=0,
+                             cache_dir=Path(d), progress=False)
+            wall = time.perf_counter() - t0
+        m = ck.meta
+        secs = m.get("seconds") or wall
+        loss = (m.get("loss_curve") or [[None, None]])[-1][1]
+        rows.append(f"| LoRA, SmolLM2-135M `{p}` | {lm.precision} | {m.get('tokens_trained', 0):,} | {secs:.1f} | "
+                    f"{m.get('tokens_trained', 0) / secs:.0f} | {loss:.4f} |")
+        log(f"lora {p}: {secs:.1f} s")
+    return rows
+
+
 def part_e2e(log) -> list[str]:
     rows = ["| run | precision | wall s | peak RSS (GiB) |", "|---|---|---:|---:|"]
     for p in ("auto", "fp32"):
@@ -173,7 +202,8 @@ def part_e2e(log) -> list[str]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--parts", default="cosine,metrics,lm,e2e")
+    ap.add_argument("--parts", default="cosine,metrics,lm,lora,e2e")
+    ap.add_argument("--lora-budget", type=int, default=3000, help="supervised tokens of the LoRA rows")
     ap.add_argument("--n", type=int, default=3000, help="texts per corpus (cosine) and scored texts (lm)")
     ap.add_argument("--sample", type=int, default=1000, help="rows per dataset in the metrics part")
     ap.add_argument("--out", type=Path)
@@ -193,6 +223,9 @@ def main(argv=None) -> int:
             + part_metrics(a.sample, log)
     if "lm" in parts:
         out += ["", "**Perplexity scoring**:", ""] + part_lm(a.n, log)
+    if "lora" in parts:
+        out += ["", f"**LoRA fine-tuning** ({a.lora_budget:,} supervised tokens, empty checkpoint cache):", ""] \
+            + part_lora(a.lora_budget, log)
     if "e2e" in parts:
         out += ["", "**End to end**:", ""] + part_e2e(log)
     out += ["", f"Load average {os.getloadavg()[0]:.1f} at the end; {time.perf_counter() - t0:,.0f} s in all."]

@@ -658,3 +658,60 @@ def compare(a, b, metrics=None, resamples: int | None = None, seed: int = 0, out
     if out is not None:
         write_outputs(res, render_markdown(res), Path(out))
     return res
+
+
+def card(run, dataset: str, out=None, *, force: bool = False) -> str:
+    """A Hugging Face dataset card (``README.md``: YAML header and Markdown) for candidate ``dataset`` of a
+    finished run (``synthbench card``): ``run`` is its result folder or a :class:`Run` written to one.
+    Nothing is recomputed (:func:`harness.report.dataset_card.render_card`). With ``out=`` the card is also
+    written there atomically; an existing file is replaced only when synthbench wrote it, or with
+    ``force=True``. Returns the card's text."""
+    import json
+
+    from harness.report.dataset_card import render_card, written_by_synthbench
+    from harness.run.flags import load_rows
+    from harness.run.outdir import check_path, write_text
+    from harness.run.store import RESULTS, ResultStore
+
+    shown = str(run.out) if isinstance(run, Run) and run.out is not None else run
+    folder = check_path(shown, "RUN_DIR")
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such folder", "give a result folder written by 'synthbench run' or 'eval --out'")
+    if not (folder / RESULTS).exists():
+        raise UserError(f"{folder}: not a result folder (no {RESULTS})",
+                        "give a folder written by 'synthbench run SUITE' or 'synthbench eval ... --out DIR'")
+    try:
+        meta = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        meta = None
+    if not isinstance(meta, dict) or not meta.get("candidates"):
+        raise UserError(f"{folder / 'run.json'}: missing or damaged", "rerun 'synthbench eval' (or 'run') into this folder")
+    store = ResultStore(folder)
+    for note in store.notes:
+        log_line(f"warning: {note}")
+    records = list(store.records.values())
+    rows = {}
+    for d in records:
+        if d.get("dataset") == dataset and (d.get("details") or {}).get("row_flags") is not None:
+            doc = load_rows(folder, d["signature_key"])
+            if doc is not None:
+                rows[d["signature_key"]] = doc
+    text = render_card(records, meta, dataset, rows, run_dir=str(shown))
+    if out is not None:
+        path = check_path(out, "--out")
+        if path.is_dir():
+            raise UserError(f"--out {path}: is a folder", f"give a file, e.g. --out {path / 'README.md'}")
+        if path.exists() and not force:
+            try:
+                mine = written_by_synthbench(path.read_text(encoding="utf-8", errors="replace"))
+            except OSError:
+                mine = False
+            if not mine:
+                raise UserError(f"--out {path}: exists and was not written by synthbench (it is kept)",
+                                "choose another file, or pass --force to replace it")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"--out {path}: cannot create its folder ({e.strerror})", "choose another --out") from None
+        write_text(path, text)
+    return text

@@ -1019,8 +1019,12 @@ def _resample_set_metrics(rows: list[_Row], ca, cb, ref, test, emb, seed_a, seed
     est_fast = max(sum(times) / workers, max(times)) if times else 0.0
     est_slow = sum(r.seconds for r in slow) * 4 * resamples
     if ready:
+        cheap = sum(1 for _, res, _ in ready if getattr(res, "cheap", False))
+        more = (f", more for any of the {cheap} cheap one(s) whose first {resamples} permutations give p < "
+                f"{EXTEND_BELOW}: they get {EXTENDED_PERMUTATIONS - resamples:,} more"
+                ) if extend and cheap and resamples < EXTENDED_PERMUTATIONS else ""
         log(f"compare: {len(ready)} metric(s) resampled on sufficient statistics ({resamples} permutations and "
-            f"{resamples} half-samples, about {_duration(est_fast)})")
+            f"{resamples} half-samples, about {_duration(est_fast)}{more})")
     if slow:
         log(f"compare: {len(slow)} metric(s) recomputed from the rows of {resamples} permutations and {resamples} "
             f"half-samples (about {_duration(est_slow)}): {', '.join(r.metric for r in slow)}")

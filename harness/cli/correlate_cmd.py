@@ -14,7 +14,13 @@ such folders (reports/). For every direct (non-utility) metric: Spearman rho and
 utility score across candidates, pooled within suites (each folder is one suite: only candidates of
 the same suite are compared), oriented by the metric's declared direction so that a positive value
 means 'better on the metric <-> better utility', with 95% bootstrap intervals (candidates resampled
-within suites), a permutation p-value, the number of candidates and suites, and a per-suite table."""
+within suites), a permutation p-value, the number of candidates and suites, and a per-suite table.
+
+With --model ridge|rank (or ridge,rank): the joint question instead (AgoraBench, Kim et al. 2024). A
+regularised model of all direct metrics (standardised within suite) is fitted to the utility and scored
+by leave-one-suite-out: the mean held-out within-suite Spearman rho, against the best single metric
+chosen on the training suites, with bootstrap intervals over suites and the paired difference. Needs 3
+or more suites with 3 or more candidates; a JSON copy of the numbers is written beside --out FILE.md."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,6 +35,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--boot", type=positive_int, default=2000, metavar="B",
                    help="bootstrap replicates and permutations (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the permutations")
+    p.add_argument("--model", metavar="ridge|rank", action="append",
+                   help="fit a joint model of the direct metrics (ridge, rank, or ridge,rank: both in one "
+                        "report) and score it by leave-one-suite-out against the best single metric")
+
+
+def model_names(given) -> tuple[str, ...]:
+    """The models named by --model (repeatable, comma-separated), in order, each once."""
+    from harness.analysis.utility_model import MODELS
+    from harness.errors import UserError
+
+    names = [n.strip() for g in given for n in g.split(",") if n.strip()]
+    bad = [n for n in names if n not in MODELS]
+    if bad or not names:
+        raise UserError(f"--model {','.join(bad) or repr(','.join(given))}: unknown model",
+                        f"use one of: {', '.join(MODELS)} (or ridge,rank for both)")
+    return tuple(dict.fromkeys(names))
 
 
 def result_dirs(dirs) -> list:
@@ -103,6 +125,8 @@ def run(args) -> int:
     for m in directions:  # the registry's declared direction wins over what an old record says
         if registry.is_metric(m):
             directions[m] = registry.get(m).info.higher_is_better
+    if args.model:
+        return run_model(args, model_names(args.model), utilities, values, sources, directions)
     results, summaries = {}, {}
     for u in utilities:
         with_u = [s for s, t in values.items() if len(t.get(u, {})) >= 2]
@@ -118,4 +142,29 @@ def run(args) -> int:
     if args.out:
         atomic_write_text(Path(args.out), md + "\n")
         print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def run_model(args, models, utilities, values, sources, directions) -> int:
+    """The --model branch: the joint utility model of every utility metric asked for, one report."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from harness.analysis.utility_model import to_json, utility_model
+    from harness.report.utility_model_report import render_markdown
+    from harness.resources.cache import atomic_write_text
+
+    results = {u: utility_model(values, u, directions, models=models, n_boot=args.boot, seed=args.seed)
+               for u in utilities}
+    md = render_markdown(results, sources)
+    print(md, end="")
+    if args.out:
+        out = Path(args.out)
+        atomic_write_text(out, md)
+        print(f"wrote {out}", file=sys.stderr)
+        if out.suffix == ".md":
+            data = {"sources": sources, "results": {u: to_json(r) for u, r in results.items()}}
+            atomic_write_text(out.with_suffix(".json"), json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+            print(f"wrote {out.with_suffix('.json')}", file=sys.stderr)
     return 0

@@ -70,6 +70,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t = p.add_argument_group("fine-tuning")
     t.add_argument("--token-budget", type=int, required=True, metavar="N",
                    help="supervised tokens to train on, the same for every candidate")
+    t.add_argument("--real", metavar="[NAME=]FILE",
+                   help="real training text (same format as a candidate), fine-tuned at the same token budget and "
+                        "seeds: adds lm-utility/<task>/<score>-gap-recovered = (candidate - base) / (real - base)")
     t.add_argument("--lm", default="default", help="base causal LM: 'default' (SmolLM2-135M-Instruct, offline), "
                    "a local folder, or a hub id (needs a network)")
     t.add_argument("--full", action="store_true", help="fine-tune all weights instead of LoRA adapters")
@@ -177,6 +180,10 @@ def run(args) -> int:
     if len(set(names)) != len(names):
         raise UserError("two candidates have the same name", "name them apart with NAME=PATH")
     corpora = [load_corpus(path, fields, name=name, split=args.split) for name, (_, path) in zip(names, parsed)]
+    real = None
+    if args.real:
+        rname, (_, rpath) = unique_names([parse_named(args.real)])[0], parse_named(args.real)
+        real = load_corpus(rpath, fields, name=rname, split=args.split)
     tasks = build_tasks(args)
     lm = resolve_lm(args.lm)
     recipe = FTRecipe(mode="full" if args.full else "lora", token_budget=args.token_budget, lr=args.lr,
@@ -199,13 +206,16 @@ def run(args) -> int:
     t0 = time.perf_counter()
     lmu = LMUtility(lm=lm, recipe=recipe, seeds=seeds, tasks=tasks, folder=folder, eval_kw=eval_kw, device=device,
                     train_device=args.device, threads=args.threads, progress=progress, max_memory=max_memory,
-                    log=log)
+                    log=log, real=real)
     specs = lm_specs(lmu)  # the registered tasks' metrics are known once the base model is evaluated
     base_name = f"{lm.name if lm.name != 'default' else 'SmolLM2-135M-Instruct'} (base)"
     base = Corpus(name=base_name, source=lm.identity, kind="model", texts=())
     extra = {"command": "lm-utility", "lm": {"name": lm.name, "identity": lm.identity, "location": lm.location},
              "recipe": recipe.identity(), "seeds": seeds, "device": device, "lm_eval": L.lm_eval_version(),
-             "max_memory": max_memory, "precision": {"requested": precision or "auto", "ran": lm.precision},
+             "max_memory": max_memory,
+             "real": None if real is None else {"name": real.name, "source": real.source, "rows": len(real),
+                                                "fingerprint": real.fingerprint},
+             "precision": {"requested": precision or "auto", "ran": lm.precision},
              "tasks": [{"label": s.label, "task": s.name, "kind": s.kind, "docs": len(s.rows) or None,
                         "source": s.source, "fingerprint": s.fingerprint} for s in tasks],
              "task_folder": str(folder), "limit": args.limit, "chat_template": args.chat_template,

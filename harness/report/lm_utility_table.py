@@ -35,13 +35,19 @@ def render_table(results, meta) -> str:
             for m in meta["metrics"]:
                 if m.startswith(f"lm-utility/{lab}/"):
                     cols.append((m, m.split("/", 1)[1], m.endswith("-delta")))
+    present = {m for _, m in cell}
+    cols = [c for col in cols for c in [col] + (
+        [(col[0][:-len("-delta")] + "-gap-recovered", col[1].replace("Δ", "gap recovered").rsplit(" ", 1)[0] + " ↑", False)]
+        if col[0].endswith("-delta") and col[0][:-len("-delta")] + "-gap-recovered" in present else [])]
     r = meta["recipe"]
     lines = [f"Base model {md_escape(meta['lm']['identity'])}; {r['mode']} fine-tuning to {r['token_budget']:,} "
              f"supervised tokens (lr {r['lr']:g}, batch {r['batch_size']}, max length {r['max_length']}"
              + (f", LoRA r={r['lora_r']} alpha={r['lora_alpha']}" if r["mode"] == "lora" else "")
              + f"), seeds {', '.join(map(str, meta['seeds']))}; lm-eval {meta['lm_eval']} on {meta['device']}. "
              "Values are means over seeds with 95% bootstrap intervals; Δ = fine-tuned − base, paired over the "
-             "same documents.", ""]
+             "same documents" + (f"; gap recovered = Δ / Δ of the real text {md_escape(meta['real']['name'])} "
+                                 "fine-tuned at the same budget (1 = as good as real)"
+                                 if meta.get("real") else "") + ".", ""]
     lines.append("| model | " + " | ".join(c[1] for c in cols) + " |")
     lines.append("|---|" + "---:|" * len(cols))
     for name in rows:

@@ -27,6 +27,7 @@ class LMUtility:
     progress: bool = False
     max_memory: int | None = None  # bytes for fine-tuning and lm-eval (None: causal_ft.DEFAULT_MAX_MEMORY)
     log: object = print
+    real: object | None = None     # Corpus of real training text (--real): the 1 of gap recovered
     timings: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
     _base: dict | None = None

@@ -671,3 +671,39 @@ def paired_delta(base: TaskResult, tuned: Sequence[TaskResult], metric: str, n_b
         return value, None
     return value, _bootstrap(lambda idx, rng: _replicates(tuned, metric, idx, rng)
                              - _stat(base.kind, metric, base.docs, idx), n, n_boot, seed)
+
+
+def gap_recovered(base: TaskResult, tuned: Sequence[TaskResult], real: Sequence[TaskResult], metric: str,
+                  n_boot: int = 2000, seed: int = 0) -> tuple[float, tuple[float, float] | None, int]:
+    """(performance gap recovered, 95% percentile-bootstrap interval, resamples left out).
+
+    ``(tuned − base) / (real − base)``: what fine-tuning on the candidate gained over the base model, as a
+    share of what fine-tuning on real training text at the same token budget gained (mean over seeds of
+    each). The ratio does not depend on the metric's direction. Documents are resampled together for the
+    three models, and seeds with them; resamples where the real model's gain vanishes are left out and
+    counted. Interval None without per-document values or with fewer than 2 documents. AgoraBench (Kim et
+    al. 2024, arXiv 2412.03679).
+    """
+    import numpy as np
+
+    from harness.stats import bootstrap_replicates, percentile_interval
+
+    b0 = score(base, metric)
+    value = float((np.mean([score(t, metric) for t in tuned]) - b0) / (np.mean([score(r, metric) for r in real]) - b0))
+    n = base.n
+    runs = [base, *tuned, *real]
+    if n < 2 or any(r.n != n for r in runs) or not all(has_docs(r, metric) for r in runs):
+        return value, None, 0
+    rng = np.random.default_rng(seed)
+
+    def ratio(idx):
+        b = _stat(base.kind, metric, base.docs, idx)
+        num = _replicates(tuned, metric, idx, rng) - b
+        den = _replicates(real, metric, idx, rng) - b
+        ok = np.abs(den) > 1e-12
+        return num[ok] / den[ok]
+
+    reps = np.asarray(bootstrap_replicates(n, ratio, n_boot, rng, max(1, 200_000 // n)), dtype=np.float64)
+    if len(reps) < 2:
+        return value, None, n_boot - len(reps)
+    return value, percentile_interval(reps, tails=(0.025, 0.975)), n_boot - len(reps)

@@ -95,6 +95,8 @@ def _seeded(metric: str) -> bool:
     return metrics.get(metric).info.seeded
 
 
+# slow (30 s): three more full runs of the module's suite; resume and interruption stay in make test
+@pytest.mark.slow
 def test_same_seed_same_results_other_seed_changes_only_seeded(reference_run, tmp_path):
     cands, ref = _datasets()
     outs = {}

@@ -428,6 +428,10 @@ def chamfer(ctx, max_queries: int = 10_000) -> Score:
              "own, so the cell sizes stay balanced and their entropy falls only slightly (about -0.03 at "
              "50%). It sees collapse only when most rows sit in the modes."),
         },
+        # bit-identical on one machine, but k-means assignments of near-tied rows flip when OpenBLAS picks
+        # other kernels: the golden values moved by up to 9.6e-4 relative between a Zen 3 EPYC without and
+        # one with AVX512 (same code, same seed)
+        tolerance=5e-3,
         resampler="cluster_entropy_resampler")
 def cluster_entropy(ctx, k: int = 20, merge: float | None = 0.6) -> Score:
     """Topic spread: normalised entropy of the sizes of k-means topics; higher means spread over more topics.

@@ -4,7 +4,8 @@ candidate at a fixed token budget, scored through EleutherAI lm-eval against the
 Metric names are made per run from the tasks given to ``synthbench lm-utility``:
 ``lm-utility/<task>/<score>`` (the base model's score on the reference row, the fine-tuned model's mean
 over seeds on each candidate's row) and ``lm-utility/<task>/<score>-delta`` (fine-tuned minus base, with a
-paired bootstrap interval over the task's documents and the seeds). The two functions below are
+paired bootstrap interval over the task's documents and the seeds) and ``lm-utility/<task>/<score>-gap-recovered``
+(the candidate's delta over the delta of the real training text fine-tuned at the same budget). The three functions below are
 declared once; :func:`specs` turns the tasks into metric specs with these declarations, and the runner
 computes them like every other metric (resume, failure records, signatures).
 """
@@ -77,6 +78,47 @@ def task_delta(ctx, task: str, lm_metric: str, setup: dict | None = None) -> Sco
                                            + (" and seeds" if len(lmu.seeds) > 1 else "")) if dci else None})
 
 
+#: gap recovered is not reported when fine-tuning on real text moves the score by less than this (relative)
+MIN_REAL_GAIN = 1e-3
+
+
+@metric("lm-utility/gap-recovered", needs=("lm_eval",), seeded=True, opt_in=True, cost="heavy",
+        higher_is_better=True, resample="none", register=False,
+        no_identity="a ratio of two models' gains, not a distance")
+def task_gap_recovered(ctx, task: str, lm_metric: str, setup: dict | None = None) -> Score:
+    """Performance gap recovered on one lm-eval task: (fine-tuned on this set − base) / (fine-tuned on real − base).
+
+    The real training text (``lm-utility --real FILE``) is fine-tuned on at the same token budget and seeds as
+    the candidate; 1 = the candidate teaches the model as much as real text, 0 = nothing, below 0 = it hurts,
+    above 1 = more than real text. Unbounded; higher is better for every task metric (the ratio of two
+    changes in the same direction). Not reported for the reference itself, or when fine-tuning on real text
+    changes the score by less than 0.1%. Interval: paired percentile bootstrap over the task's documents (and
+    seeds). Kim et al. 2024, 'Evaluating Language Models as Synthetic Data Generators' (AgoraBench, arXiv
+    2412.03679).
+    """
+    from harness.resources import lmeval as L
+
+    if ctx.role == "reference":
+        raise MetricSkipped("the real training data is the scale's 1: gap recovered is for candidates")
+    lmu = ctx.resource("lm_eval")
+    if getattr(lmu, "real", None) is None:
+        raise MetricSkipped("needs the real training text (lm-utility --real FILE) fine-tuned at the same budget")
+    b = lmu.base()[task]
+    runs = [r[task] for r in lmu.tuned(ctx.corpus)]
+    real = [r[task] for r in lmu.tuned(lmu.real)]
+    base = L.score(b, lm_metric)
+    real_gain = sum(L.score(r, lm_metric) for r in real) / len(real) - base
+    if abs(real_gain) <= MIN_REAL_GAIN * max(abs(base), 1e-12):
+        raise MetricSkipped(f"fine-tuning on real text moved {lm_metric} by {real_gain:+.3g} only: no gap to recover")
+    value, ci, dropped = L.gap_recovered(b, runs, real, lm_metric)
+    d = {"task": _spec(lmu, task).name, "docs": b.n, "seeds": list(lmu.seeds), "base": base,
+         "tuned": [L.score(r, lm_metric) for r in runs], "real_tuned": [L.score(r, lm_metric) for r in real],
+         "interval": "paired percentile bootstrap over documents" + (" and seeds" if len(lmu.seeds) > 1 else "")}
+    if dropped:
+        d["warnings"] = [f"{dropped} bootstrap resamples had no real gain and were left out"]
+    return Score(value, ci, d)
+
+
 def _spec(lmu, task: str):
     return next(s for s in lmu.tasks if s.label == task)
 
@@ -98,11 +140,18 @@ def specs(lmu) -> list:
 
     out = []
     ident = {**lmu.identity(), "tasks": {s.label: s.fingerprint for s in lmu.tasks}}
+    real = getattr(lmu, "real", None)
     for t in lmu.tasks:
         for stem, m, hib, with_delta in metrics_of(t, lmu.base()[t.label]):
             for fn, name in [(task_score, f"lm-utility/{t.label}/{stem}")] + (
-                    [(task_delta, f"lm-utility/{t.label}/{stem}-delta")] if with_delta else []):
-                decl = replace(fn.info, name=name, higher_is_better=hib)
-                args = {"task": t.label, "lm_metric": m, "setup": {**ident, "task": t.fingerprint}}
+                    [(task_delta, f"lm-utility/{t.label}/{stem}-delta")] if with_delta else []) + (
+                    [(task_gap_recovered, f"lm-utility/{t.label}/{stem}-gap-recovered")]
+                    if with_delta and real is not None else []):
+                decl = replace(fn.info, name=name,
+                               higher_is_better=True if fn is task_gap_recovered else hib)
+                setup = {**ident, "task": t.fingerprint}
+                if fn is task_gap_recovered:
+                    setup["real"] = real.fingerprint
+                args = {"task": t.label, "lm_metric": m, "setup": setup}
                 out.append(MetricSpec(name, decl.target, args, decl=decl))
     return out

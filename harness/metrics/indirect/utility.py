@@ -446,6 +446,229 @@ def gap(ctx, recipe="tfidf-lr", seeds=3, **params) -> Score:
     return Score(mean, ci, d)
 
 
+# ----------------------------------------------------------------------------- gap recovered
+
+def majority_floor(job):
+    """(majority label of the real training data, per-test-row correctness of always predicting it).
+
+    The floor of :func:`gap_recovered`: the score a model that learnt nothing but the real label prior
+    gets on the same test rows (ties broken by label order, so the floor is deterministic).
+    """
+    from collections import Counter
+
+    counts = Counter(job.real()[1])
+    top = max(counts.values())
+    label = sorted((lab for lab, c in counts.items() if c == top), key=str)[0]
+    return label, (job.y == label).astype(float)
+
+
+def _equal_size_correct(job):
+    """n and the per-seed correctness (seeds × test rows) of the equal-size candidate and real fits of ``gap``
+    (the same seeded samples, so ``gap`` and ``gap-recovered`` share every fit through the prediction cache)."""
+    import numpy as np
+
+    n = min(len(job.syn_texts), len(job.real()[0]))
+    S = len(job.seeds)
+    syn = job.run([([("syn", job.subset("syn", s, n))], s) for s in range(S)], f"equal-size train-on-real, n={n}")
+    real = job.run([([("real", job.subset("real", s, n))], s) for s in range(S)],
+                   f"equal-size train-on-real, n={n} (baseline)")
+    return n, np.array([p == job.y for p in syn], dtype=float), np.array([p == job.y for p in real], dtype=float)
+
+
+#: gap recovered is not reported when train-on-real beats the floor by less than this (accuracy points)
+MIN_HEADROOM = 0.02
+
+
+@metric(variants=_variants("gap-recovered"), needs=_needs(True), bounds=(-INF, INF),
+        range="unbounded; 0 = the majority-class floor, 1 = train-on-real at equal size", resample="none",
+        expect={"label-noise": "-", "class-drop": "-"}, **_COMMON)
+def gap_recovered(ctx, recipe="tfidf-lr", seeds=3, **params) -> Score:
+    """Performance gap recovered: (TSTR − floor) / (TRTR − floor) at equal size; higher is better, 1 = as good as real.
+
+    TSTR and TRTR are the accuracies on the real test rows of the classifier trained on n = min(candidate,
+    reference) rows of the candidate and of the real training data (the same seeded samples and fits as
+    ``utility/<recipe>/gap``); the floor is the accuracy of always predicting the real training data's
+    majority label on the same test rows. 0 = no better than the label prior, 1 = recovers all of what real
+    data of the same size gives, above 1 = better than real. Unbounded in principle; typically 0–1.2.
+    Not reported when train-on-real beats the floor by less than 0.02 (the ratio would be noise).
+
+    Interval: 95%, the t-interval over the per-seed ratios combined in quadrature with a paired bootstrap of
+    the test rows (TSTR, TRTR and the floor re-measured on the same resampled rows, ratio of seed means).
+    Kim et al. 2024, 'Evaluating Language Models as Synthetic Data Generators' (AgoraBench, arXiv
+    2412.03679), whose performance gap recovered uses the base and reference-trained models as the ends.
+    """
+    import numpy as np
+
+    job = _job(ctx, recipe, seeds, params)
+    n, syn, real = _equal_size_correct(job)
+    label, floor_row = majority_floor(job)
+    floor = float(floor_row.mean())
+    tstr, trtr = syn.mean(axis=1), real.mean(axis=1)
+    if float(trtr.mean()) - floor < MIN_HEADROOM:
+        raise MetricSkipped(f"train-on-real ({float(trtr.mean()):.3f}) does not beat the majority-class floor "
+                            f"({floor:.3f}) by {MIN_HEADROOM}: the gap recovered would be noise")
+    value = (float(tstr.mean()) - floor) / (float(trtr.mean()) - floor)
+    per_seed = [float((a - floor) / (b - floor)) if b - floor > 0 else math.nan for a, b in zip(tstr, trtr)]
+    finite = [v for v in per_seed if math.isfinite(v)]
+    seed_half = t_half_width(finite) if len(finite) > 1 else 0.0
+    test_se, dropped = 0.0, 0
+    if len(job.y) > 1:
+        W = job.weights()
+        m = len(job.y)
+        s_b = W @ syn.mean(axis=0).astype(np.float32) / m
+        r_b = W @ real.mean(axis=0).astype(np.float32) / m
+        f_b = W @ floor_row.astype(np.float32) / m
+        den = r_b - f_b
+        ok = den > 1e-9
+        dropped = int((~ok).sum())
+        if ok.sum() > 1:
+            test_se = float(((s_b[ok] - f_b[ok]) / den[ok]).std(ddof=1))
+    half = math.sqrt(seed_half ** 2 + (Z95 * test_se) ** 2)
+    d = {**job.base_details(uses_real=True), "rows_compared": n, "per_seed": per_seed,
+         "tstr_accuracy": tstr.tolist(), "trtr_accuracy": trtr.tolist(), "floor": floor, "floor_label": label,
+         "floor_rule": "always predict the real training data's majority label",
+         "seed_sd": float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0, "test_se": test_se,
+         "interval": (f"95%: t-interval over the per-seed ratios combined in quadrature with a {BOOT}-resample "
+                      "paired bootstrap of the test rows (TSTR, TRTR and floor on the same rows)")}
+    if dropped:
+        d.setdefault("warnings", []).append(
+            f"{dropped} of {BOOT} bootstrap resamples had train-on-real at or below the floor and were left out "
+            "of the interval: it is optimistic")
+    return Score(value, (value - half, value + half), d)
+
+
+# ----------------------------------------------------------------------------- contamination-aware utility
+
+def contaminated_test_rows(ctx, n: int = 13, near: float = 0.95):
+    """Which real test rows the candidate contains: {test row: how} for every test row that has an exact
+    (normalised) copy, a shared word n-gram (n = 13; rows shorter than n by exact match only), or an
+    embedding near match (cosine ≥ ``near``) among the candidate's rows; the rules of ``contam/*``, seen
+    from the test side. Computed once per context."""
+
+    def compute():
+        import numpy as np
+
+        from harness.metrics.direct.faithfulness import overlaps
+        from harness.stats.knn import nearest
+
+        hits = {i: how for i, _, how in overlaps(ctx.test, ctx, n)}
+        if near is not None and ctx.embedder is not None:
+            dist, _ = nearest(ctx.test.embeddings, ctx.embeddings)
+            for i in np.flatnonzero(1.0 - dist >= near - 1e-6):
+                hits.setdefault(int(i), "near")
+        return hits
+
+    return ctx.memo(("utility.contaminated", n, near), compute)
+
+
+def _subset_accuracy(job, correct, mask):
+    """Seed-mean accuracy on the test rows in ``mask``, its paired-bootstrap SE and the bootstrap replicates."""
+    import numpy as np
+
+    c = correct.mean(axis=0)
+    value = float(c[mask].mean())
+    W = job.weights()[:, mask]
+    tot = W.sum(axis=1)
+    ok = tot > 0
+    reps = np.full(W.shape[0], np.nan)
+    reps[ok] = (W[ok] @ c[mask].astype(np.float32)) / tot[ok]
+    return value, reps
+
+
+def _contamination_split(ctx, recipe, seeds, params, n, near):
+    import numpy as np
+
+    job = _job(ctx, recipe, seeds, params)
+    hits = contaminated_test_rows(ctx, n, near)
+    mask = np.zeros(len(job.y), dtype=bool)
+    mask[list(hits)] = True
+    correct = np.array([p == job.y for p in job.tstr()], dtype=float)
+    how = {k: sum(1 for v in hits.values() if v == k) for k in ("exact", "ngram", "near")}
+    d = {**job.base_details(), "contaminated_test_rows": int(mask.sum()), "clean_test_rows": int((~mask).sum()),
+         "matched_by": how, "rules": f"exact normalised copy, a shared word {n}-gram, or cosine ≥ {near} to a candidate row",
+         "flagged_test_rows": sorted(hits)[:1000]}
+    return job, mask, correct, d
+
+
+_CONTAM = dict(needs=lambda args: ("texts", "labels", "embeddings", "test"), resample="none", seeded=True,
+               size_dependent=True, cost="heavy", no_identity="trains on the candidate: not a distance")
+
+
+@metric(variants=_variants("contaminated-accuracy", RECIPES[:2], n=13, near=0.95), bounds=(0, 1),
+        higher_is_better=None, expect={"test-copy": "+"}, **_CONTAM)
+def contaminated_accuracy(ctx, recipe="tfidf-lr", seeds=3, n=13, near=0.95, **params) -> Score:
+    """TSTR accuracy on the real test rows the candidate contains (exact, 13-gram or near copies); no direction.
+
+    Range 0–1. The test rows with an exact normalised copy, a shared word 13-gram or a cosine ≥ 0.95 near
+    match among the candidate's rows (the rules of ``contam/*``); the classifier trained on the candidate
+    (the fits of ``utility/<recipe>/accuracy``) is scored on them alone. Read it beside
+    ``clean-accuracy``: a set that scores by copying test rows is right on these and no better than
+    others on the rest. Not reported when no test row is matched. Interval: t over seeds and a bootstrap of
+    the test rows, in quadrature. Clean vs contaminated subsets as asked of lm-evaluation-harness (issue
+    231) and in Golchin & Surdeanu 2024, 'Time Travel in LLMs: Tracing Data Contamination'.
+    """
+    import numpy as np
+
+    job, mask, correct, d = _contamination_split(ctx, recipe, seeds, params, n, near)
+    if not mask.any():
+        raise MetricSkipped("no test row has an exact, n-gram or near match in the candidate")
+    value, reps = _subset_accuracy(job, correct, mask)
+    se = float(np.nanstd(reps, ddof=1)) if np.isfinite(reps).sum() > 1 else 0.0
+    mean, ci, sd = combined_interval(correct[:, mask].mean(axis=1), se, 0.0, 1.0)
+    return Score(value, ci, {**d, "per_seed": correct[:, mask].mean(axis=1).tolist(), **_interval_details(sd, se)})
+
+
+@metric(variants=_variants("clean-accuracy", RECIPES[:2], n=13, near=0.95), bounds=(0, 1),
+        higher_is_better=True, expect={"label-noise": "-", "class-drop": "-"}, **_CONTAM)
+def clean_accuracy(ctx, recipe="tfidf-lr", seeds=3, n=13, near=0.95, **params) -> Score:
+    """TSTR accuracy on the real test rows the candidate does not contain; higher is better.
+
+    Range 0–1. The complement of ``contaminated-accuracy``'s rows: the utility the candidate earns on test
+    rows it has no exact, 13-gram or near (cosine ≥ 0.95) copy of; equal to ``utility/<recipe>/accuracy``
+    when nothing is matched. Interval: t over seeds and a bootstrap of the test rows, in quadrature. Clean vs
+    contaminated subsets as asked of lm-evaluation-harness (issue 231).
+    """
+    import numpy as np
+
+    job, mask, correct, d = _contamination_split(ctx, recipe, seeds, params, n, near)
+    clean = ~mask
+    if not clean.any():
+        raise MetricSkipped("every test row has a match in the candidate: no clean test rows")
+    value, reps = _subset_accuracy(job, correct, clean)
+    se = float(np.nanstd(reps, ddof=1)) if np.isfinite(reps).sum() > 1 else 0.0
+    mean, ci, sd = combined_interval(correct[:, clean].mean(axis=1), se, 0.0, 1.0)
+    return Score(value, ci, {**d, "per_seed": correct[:, clean].mean(axis=1).tolist(), **_interval_details(sd, se)})
+
+
+@metric(variants=_variants("contaminated-gap", RECIPES[:2], n=13, near=0.95), bounds=(-1, 1),
+        higher_is_better=False, expect={"test-copy": "+"}, **_CONTAM)
+def contaminated_gap(ctx, recipe="tfidf-lr", seeds=3, n=13, near=0.95, **params) -> Score:
+    """Accuracy on the contaminated test rows minus accuracy on the clean ones; lower is better, ≈ 0 when honest.
+
+    Range −1–1. The same classifier (trained on the candidate) on the test rows the candidate contains and
+    on the rest: a large positive gap says the score is earned by copying test rows. Not reported when no
+    test row (or every test row) is matched. Interval: 95%, the t-interval over seeds combined in quadrature
+    with the SE of a paired bootstrap of the test rows (both subsets re-measured on the same resampled rows). Clean vs contaminated subsets as asked of lm-evaluation-harness (issue 231).
+    """
+    import numpy as np
+
+    job, mask, correct, d = _contamination_split(ctx, recipe, seeds, params, n, near)
+    if not mask.any() or mask.all():
+        raise MetricSkipped("needs both contaminated and clean test rows"
+                            + (": no test row has a match in the candidate" if not mask.any() else ""))
+    a, ra = _subset_accuracy(job, correct, mask)
+    b, rb = _subset_accuracy(job, correct, ~mask)
+    diff = a - b
+    reps = ra - rb
+    se = float(np.nanstd(reps, ddof=1)) if np.isfinite(reps).sum() > 1 else 0.0
+    per_seed = (correct[:, mask].mean(axis=1) - correct[:, ~mask].mean(axis=1))
+    seed_half = t_half_width(per_seed) if len(per_seed) > 1 else 0.0
+    half = math.sqrt(seed_half ** 2 + (Z95 * se) ** 2)
+    return Score(diff, (max(-1.0, diff - half), min(1.0, diff + half)),
+                 {**d, "contaminated_accuracy": a, "clean_accuracy": b, "per_seed": per_seed.tolist(),
+                  **_interval_details(float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else 0.0, se)})
+
+
 def _curve(job, side: str, desc: str):
     """Learning curve of one side: sizes, per-seed accuracies and per-seed correctness (S × sizes × test)."""
     import numpy as np

@@ -305,6 +305,8 @@ def test_documented_limit_is_shown_not_hidden(register_metrics):
     assert "known limit `m/y` under exact-dup" in render_markdown(v)
 
 
+# slow (52 s): the full BBC validation; the other tests here run validate end to end on smaller cells
+@pytest.mark.slow
 def test_validate_bbc_end_to_end(tmp_path, cache_dir):
     """The BBC demo corpus at a small size with the real embedder: tables, figure, JSON, identity checks."""
     from harness import cli

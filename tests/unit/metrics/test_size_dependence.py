@@ -9,7 +9,8 @@ metric that moves on any audit corpus must be declared size-dependent; one decla
 not be flat on every corpus it was measured on. On real data: CLINC150 ChatGPT paraphrases against the
 original training split; 1,500 of them with exact and near copies of 20% planted (duplicate rates need
 something to find); four Banking77 intents (100 and 250 rows) for the per-class metrics; Alpaca-GPT4
-instruction data (60 and 480 rows) for the instruction and format metrics. The
+instruction data (60 and 480 rows) for the instruction and format metrics; 2,000 ChatGPT paraphrases of
+which a fifth are copies of real test rows for the contamination-aware utility metrics. The
 opt-in metrics that need a model (fluency, the judge, tier-3 fine-tuning) are not run here.
 """
 
@@ -120,11 +121,11 @@ def alpaca(tmp_path_factory):
     return _measure(cand, None, None, specs, tmp_path_factory.mktemp("alpaca"), small=60, large=480)
 
 
-def test_declared_size_dependence_matches_behaviour(clinc, planted, banking4, alpaca):
+def test_declared_size_dependence_matches_behaviour(clinc, planted, banking4, alpaca, contaminated):
     from harness import metrics
 
     verdicts: dict[str, list[tuple[str, str]]] = {}
-    for corpus in (clinc, planted, banking4, alpaca):
+    for corpus in (clinc, planted, banking4, alpaca, contaminated):
         for name, by in corpus.items():
             (_, a), (_, b) = sorted(by.items())
             verdicts.setdefault(name, []).append(_verdict(a, b))
@@ -149,3 +150,23 @@ def test_issue_examples_are_size_dependent():
     for name in ("dup/exact-rate", "dup/near-rate", "semantic/cluster-entropy", "lexical/distinct-1",
                  "lexical/distinct-2", "lexical/distinct-3", "lexical/distinct-4"):
         assert metrics.info(name).size_dependent, name
+
+
+@pytest.fixture(scope="module")
+def contaminated(tmp_path_factory):
+    """CLINC150 ChatGPT paraphrases with a real test row, its words shuffled, in every fifth row (a near match
+    for the bag-of-words test embedder, not an exact copy): the test rows a candidate contains are what the
+    contamination-aware utility metrics split on."""
+    from harness import metrics
+    from harness.data.load import FieldMap, load_corpus
+    from harness.types import Corpus
+
+    gpt = load_corpus(str(shared(D + "gpt.jsonl")), FieldMap()).subsample(1600, 3)
+    test = load_corpus(str(shared(D + "orig_test.jsonl")), FieldMap()).subsample(400, 2)
+    rng = np.random.default_rng(1)
+    pick = rng.choice(len(test), size=400, replace=True)
+    cand = Corpus("gpt+test-copies", "planted", gpt.kind, gpt.texts + tuple(" ".join(rng.permutation(test.texts[i].split())) for i in pick),
+                  labels=gpt.labels + tuple(test.labels[i] for i in pick))
+    specs = [replace(s, args={**s.args, "seeds": 1}) for s in metrics.select(None)
+             if s.name.startswith("utility/") and s.name.endswith(("contaminated-accuracy", "contaminated-gap"))]
+    return _measure(cand, None, test, specs, tmp_path_factory.mktemp("contaminated"))

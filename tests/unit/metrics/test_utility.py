@@ -180,6 +180,8 @@ def test_mix_gain_is_positive_for_useful_data_and_has_a_ratio_sweep(clinc):
     assert np.shape(sw["accuracy"]) == (3, 6)
 
 
+# slow (38 s): fine-tunes MiniLM; test_tier3_loads_the_encoder_with_a_fresh_head stays in make test
+@pytest.mark.slow
 def test_tier3_fine_tune_tiny(clinc):
     """MiniLM fine-tuned as a sequence classifier: a few dozen rows, one epoch, two seeds (CPU)."""
     from harness.resources.trainers import FineTune
@@ -240,11 +242,16 @@ def test_cli_writes_utility_records_and_plots(tmp_path):
     assert r.returncode == 0, r.stderr
     recs = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     got = {(x["dataset"], x["metric"]) for x in recs}
-    kinds = ["accuracy", "macro-f1", "gap", "real-equivalent", "mix-gain"]
-    assert got == {("gpt", f"utility/tfidf-lr/{k}") for k in kinds} | \
-        {("orig_train", f"utility/tfidf-lr/{k}") for k in ("accuracy", "macro-f1")}
+    kinds = ["accuracy", "macro-f1", "gap", "real-equivalent", "mix-gain", "gap-recovered", "clean-accuracy"]
+    # contaminated-*: only where some test row has a match in the training rows (CLINC150's splits share a few)
+    dirty = {(x["dataset"], x["metric"]) for x in recs if x["metric"].endswith(("contaminated-accuracy", "contaminated-gap"))}
+    assert {x["details"]["contaminated_test_rows"] > 0 for x in recs if (x["dataset"], x["metric"]) in dirty} <= {True}
+    assert got - dirty == {("gpt", f"utility/tfidf-lr/{k}") for k in kinds} | \
+        {("orig_train", f"utility/tfidf-lr/{k}") for k in ("accuracy", "macro-f1", "clean-accuracy")}
     for x in recs:
-        assert x["higher_is_better"] is True and x["ci"][0] <= x["value"] <= x["ci"][1]
+        assert x["ci"][0] <= x["value"] <= x["ci"][1]
+        assert x["higher_is_better"] is {"contaminated-accuracy": None, "contaminated-gap": False}.get(
+            x["metric"].rsplit("/", 1)[1], True)
         assert x["signature"]["data"]["test"] and x["signature"]["seed"] == 0
     # one line for the cause, naming the dataset and the metrics that gave it (harness/report/notes.py)
     (warned,) = [x for x in r.stderr.splitlines() if "labels absent from the test split" in x]
