@@ -866,13 +866,7 @@ def compare(a_spec: str, b_spec: str, metrics: list[str] | None = None, resample
             resampling = _resample_set_metrics(heavy, ca, cb, ref, test, emb, A.seed, B.seed, resamples, seed,
                                                progress, log, fast=fast, extend=extend)
     # multiplicity, verdicts
-    ps = [r.result.get("p") for r in rows]
-    valid = [i for i, p in enumerate(ps) if p is not None and not math.isnan(p)]
-    from harness.stats import bh_adjust
-
-    qs = bh_adjust([ps[i] for i in valid])
-    for i, q in zip(valid, qs):
-        rows[i].result["q"] = q
+    valid = _bh_q(rows)
     if heavy and len(valid) / (resamples + 1) > ALPHA:
         warnings.append(f"with {resamples} permutations the smallest p of a recomputed metric is 1/{resamples + 1}; "
                         f"over {len(valid)} metrics a lone difference needs p ≤ {ALPHA}/{len(valid)} for q below "
@@ -886,6 +880,18 @@ def compare(a_spec: str, b_spec: str, metrics: list[str] | None = None, resample
         "metrics": out_rows, "not_compared": not_compared, "warnings": warnings, "schemes": SCHEMES,
         "resampling": resampling,
     }
+
+
+def _bh_q(rows) -> list[int]:
+    """Benjamini–Hochberg q-values over the rows that have a p-value (set in place, as ``result["q"]``);
+    returns the indices of those rows. Shared by :func:`compare` and :func:`compare_corpora`."""
+    from harness.stats import bh_adjust
+
+    ps = [r.result.get("p") for r in rows]
+    valid = [i for i, p in enumerate(ps) if p is not None and not math.isnan(p)]
+    for i, q in zip(valid, bh_adjust([ps[i] for i in valid])):
+        rows[i].result["q"] = q
+    return valid
 
 
 def _corpus_info(corpus, entry) -> dict | None:
@@ -1309,7 +1315,6 @@ def compare_corpora(ca, cb, ref=None, test=None, metrics: list[str] | None = Non
     resampler (they would be recomputed from the rows of every resample)."""
     from harness import metrics as registry
     from harness.metrics.base import MetricSkipped
-    from harness.stats import bh_adjust
 
     log = log or (lambda msg: None)
     specs = registry.select(metrics)
@@ -1362,10 +1367,7 @@ def compare_corpora(ca, cb, ref=None, test=None, metrics: list[str] | None = Non
         if heavy:
             resampling = _resample_set_metrics(heavy, ca, cb, ref, test, emb, seed, seed, resamples, seed, progress,
                                                log, fast=fast, extend=extend)
-    ps = [r.result.get("p") for r in rows]
-    valid = [i for i, p in enumerate(ps) if p is not None and not math.isnan(p)]
-    for i, q in zip(valid, bh_adjust([ps[i] for i in valid])):
-        rows[i].result["q"] = q
+    _bh_q(rows)
     return {"a": {"name": ca.name, "rows": len(ca)}, "b": {"name": cb.name, "rows": len(cb)},
             "reference": _corpus_info(ref, None), "test": _corpus_info(test, None), "resamples": resamples,
             "seed": seed, "alpha": ALPHA, "metrics": [_finish(r) for r in rows], "not_compared": not_compared,

@@ -62,7 +62,7 @@ def render_table(results, meta) -> str:
     if tr:
         lines += ["| candidate | rows | seed | tokens trained | input tokens | passes | train s | device | final loss |",
                   "|---|---:|---:|---:|---:|---:|---:|---|---:|"]
-        rows_of = {c["name"]: c["rows"] for c in meta["candidates"]}
+        rows_of = {c["name"]: c["rows"] for c in meta["candidates"] + ([meta["real"]] if meta.get("real") else [])}
         for name, runs in tr.items():
             for t in runs:
                 lines.append(f"| {md_escape(name)} | {rows_of.get(name, '?')} | {t['seed']} | {t['tokens_trained']:,} | "

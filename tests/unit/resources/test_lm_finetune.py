@@ -418,6 +418,46 @@ def test_end_to_end_tiny_model_perplexity_drops_on_its_training_responses(tiny, 
     assert main(argv) == 0 and ft.STATS["trained"] == trained
 
 
+def test_gap_recovered_against_real_text_fine_tuned_at_the_same_budget(tiny, alpaca_rows, tmp_path, monkeypatch,
+                                                                        one_thread):
+    """lm-utility --real: the real text is fine-tuned at the same budget and seeds, and gap recovered is the
+    candidate's gain over the base model as a share of the real text's (issue #23), on real Alpaca rows."""
+    from harness.cli import main
+    from harness.types import Result
+
+    for k, v in OFFLINE.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("SYNTHBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    gpt4, davinci = alpaca_rows
+    cand = _write_rows(tmp_path / "gpt4_16.jsonl", gpt4[:16])
+    real = _write_rows(tmp_path / "davinci_16.jsonl", davinci[:16])
+    held = _write_rows(tmp_path / "held.jsonl", gpt4[16:28])
+    out = tmp_path / "out"
+    argv = ["lm-utility", f"gpt4={cand}", "--real", f"davinci={real}", "--lm", tiny.location,
+            "--eval-responses", f"held={held}", "--token-budget", "600", "--full", "--lr", "3e-3",
+            "--batch-size", "4", "--max-length", "64", "--device", "cpu", "--threads", "1", "--out", str(out),
+            "--no-progress"]
+    assert main(argv) == 0
+    records = [Result.from_json(json.loads(line)) for line in (out / "results.jsonl").read_text().splitlines()]
+    by = {(r.dataset, r.metric): r for r in records}
+    gr = by[("gpt4", "lm-utility/held/bits-per-byte-gap-recovered")]
+    delta = by[("gpt4", "lm-utility/held/bits-per-byte-delta")]
+    d = gr.details
+    assert math.isclose(sum(d["tuned"]) / len(d["tuned"]) - d["base"], delta.value, abs_tol=1e-9)
+    real_gain = sum(d["real_tuned"]) / len(d["real_tuned"]) - d["base"]
+    assert real_gain < 0 and math.isclose(gr.value, delta.value / real_gain, rel_tol=1e-9)
+    assert gr.higher_is_better is True and gr.ci[0] <= gr.value <= gr.ci[1]
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["real"]["name"] == "davinci" and gr.signature.args["setup"]["real"] == meta["real"]["fingerprint"]
+    assert "gap recovered" in (out / "lm-utility.md").read_text()
+    # no --real: no gap-recovered metric at all (nothing to recover against)
+    plain = [a for a in argv if a not in ("--real", f"davinci={real}")]
+    plain[plain.index("--out") + 1] = str(tmp_path / "o2")
+    assert main(plain) == 0
+    assert "gap-recovered" not in (tmp_path / "o2" / "results.jsonl").read_text()
+
+
 def test_lm_utility_user_errors(tmp_path, capsys, alpaca_rows):
     from harness.cli import main
 
