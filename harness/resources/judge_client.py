@@ -248,6 +248,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _reap_group(pgid: int, timeout: float = 10.0) -> None:
+    """Waits until no process of the server's session is left: the leader can exit while a worker it
+    forked is still shutting down, so a stop that returned would otherwise leave it running for a while.
+    Past half the timeout the group is sent SIGKILL; an unkillable straggler is left after ``timeout``."""
+    import signal
+
+    deadline, killed = time.monotonic() + timeout, False
+    while True:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        if not killed and time.monotonic() > deadline - timeout / 2:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                return
+            killed = True
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
+
+
 class LocalServer:
     """``transformers serve`` on 127.0.0.1 serving one local model folder; a context manager.
 
@@ -358,6 +381,7 @@ class LocalServer:
         else:
             proc.wait()
         self.returncode = proc.returncode
+        _reap_group(proc.pid)
 
     def __enter__(self):
         self.start()
