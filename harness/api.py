@@ -666,26 +666,17 @@ def card(run, dataset: str, out=None, *, force: bool = False) -> str:
     Nothing is recomputed (:func:`harness.report.dataset_card.render_card`). With ``out=`` the card is also
     written there atomically; an existing file is replaced only when synthbench wrote it, or with
     ``force=True``. Returns the card's text."""
-    import json
 
     from harness.report.dataset_card import render_card, written_by_synthbench
     from harness.run.flags import load_rows
     from harness.run.outdir import check_path, write_text
-    from harness.run.store import RESULTS, ResultStore
+    from harness.run.store import ResultStore, read_run_meta
 
     shown = str(run.out) if isinstance(run, Run) and run.out is not None else run
     folder = check_path(shown, "RUN_DIR")
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder", "give a result folder written by 'synthbench run' or 'eval --out'")
-    if not (folder / RESULTS).exists():
-        raise UserError(f"{folder}: not a result folder (no {RESULTS})",
-                        "give a folder written by 'synthbench run SUITE' or 'synthbench eval ... --out DIR'")
-    try:
-        meta = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        meta = None
-    if not isinstance(meta, dict) or not meta.get("candidates"):
-        raise UserError(f"{folder / 'run.json'}: missing or damaged", "rerun 'synthbench eval' (or 'run') into this folder")
+    meta = read_run_meta(folder, "give a folder written by 'synthbench run SUITE' or 'synthbench eval ... --out DIR'")
     store = ResultStore(folder)
     for note in store.notes:
         log_line(f"warning: {note}")

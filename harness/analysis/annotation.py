@@ -218,17 +218,9 @@ def open_source(spec, names=None) -> Source:
 
 def _open_run(folder: Path, names) -> Source:
     from harness.analysis.comparison import Side, evaluated_rows
-    from harness.run.store import RESULTS
+    from harness.run.store import read_run_meta
 
-    if not (folder / RESULTS).exists():
-        raise UserError(f"{folder}: no {RESULTS} here", "give a folder written by 'synthbench run' or 'synthbench eval --out'")
-    meta_path = folder / "run.json"
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{meta_path}: missing", "rerun the evaluation into this folder to recreate it") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise UserError(f"{meta_path}: not valid JSON", "rerun the evaluation into this folder to recreate it") from None
+    meta = read_run_meta(folder, "give a folder written by 'synthbench run' or 'synthbench eval --out'")
     entries = ([meta["reference"]] if meta.get("reference") else []) + list(meta.get("candidates") or [])
     name = (meta.get("suite") or {}).get("name") or folder.name
     src = Source("run", folder, name, meta)

@@ -79,7 +79,6 @@ than ``SLOW_RECOMPUTE_S`` seconds is left out (and listed).
 from __future__ import annotations
 
 import inspect
-import json
 import math
 import os
 import time
@@ -203,18 +202,10 @@ def parse_target(spec: str) -> tuple[Path, str | None]:
 
 
 def open_side(spec: str, label: str) -> Side:
-    from harness.run.store import RESULTS, load_results
+    from harness.run.store import load_results, read_run_meta
 
     folder, name = parse_target(spec)
-    if not (folder / RESULTS).exists():
-        raise UserError(f"{folder}: no {RESULTS} here", "give a folder written by 'synthbench eval --out' or 'synthbench run'")
-    meta_path = folder / "run.json"
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{meta_path}: missing", "rerun the evaluation into this folder to recreate it") from None
-    except json.JSONDecodeError:
-        raise UserError(f"{meta_path}: not valid JSON", "rerun the evaluation into this folder to recreate it") from None
+    meta = read_run_meta(folder)
     entries = {c["name"]: c for c in meta.get("candidates") or []}
     ref = meta.get("reference")
     names = list(entries) + ([ref["name"]] if ref else [])

@@ -271,6 +271,24 @@ def stale_reason(d: dict, meta: dict) -> str | None:
     return None
 
 
+def read_run_meta(folder: Path, hint: str = "give a folder written by 'synthbench eval --out' or 'synthbench run'") -> dict:
+    """A result folder's run.json, checked: a folder without results.jsonl, a missing run.json and a
+    damaged one (not JSON, not an object, no candidates) each raise one UserError naming the file."""
+    folder = Path(folder)
+    if not (folder / RESULTS).exists():
+        raise UserError(f"{folder}: no {RESULTS} here", hint)
+    path = folder / "run.json"
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: missing", "rerun the evaluation into this folder to recreate it") from None
+    except (OSError, ValueError):  # not JSON, not UTF-8, unreadable
+        raise UserError(f"{path}: not valid JSON", "rerun the evaluation into this folder to recreate it") from None
+    if not isinstance(meta, dict) or not meta.get("candidates"):
+        raise UserError(f"{path}: damaged (no candidates recorded)", "rerun the evaluation into this folder to recreate it")
+    return meta
+
+
 def load_results(out_dir: Path) -> list[Result]:
     path = Path(out_dir) / RESULTS
     if not path.exists():

@@ -222,14 +222,21 @@ def test_bad_inputs_exit_2_with_one_line(suite_run, tmp_path):
     line = _one_line_error(*_cli(["card", str(suite_run), "--dataset", "clinc-test"]))
     assert "is the test of this run" in line
     line = _one_line_error(*_cli(["card", str(tmp_path), "--dataset", "chatgpt"]))
-    assert "not a result folder" in line
+    assert "no results.jsonl here" in line
     line = _one_line_error(*_cli(["card", str(tmp_path / "missing"), "--dataset", "chatgpt"]))
     assert "no such folder" in line
     broken = tmp_path / "broken"
     broken.mkdir()
     shutil.copy(suite_run / "results.jsonl", broken / "results.jsonl")
     (broken / "run.json").write_text("{not json", encoding="utf-8")
-    assert "run.json: missing or damaged" in _one_line_error(*_cli(["card", str(broken), "--dataset", "chatgpt"]))
+    # card, compare and annotate read run.json through one check, with one message per fault
+    for argv in (["card", str(broken), "--dataset", "chatgpt"], ["compare", str(broken), str(suite_run)],
+                 ["annotate", "export", str(broken), "--out", str(tmp_path / "study")]):
+        assert "run.json: not valid JSON" in _one_line_error(*_cli(argv)), argv
+    (broken / "run.json").write_text("[]", encoding="utf-8")
+    assert "run.json: damaged" in _one_line_error(*_cli(["card", str(broken), "--dataset", "chatgpt"]))
+    (broken / "run.json").unlink()
+    assert "run.json: missing" in _one_line_error(*_cli(["compare", str(broken), str(suite_run)]))
     line = _one_line_error(*_cli(["card", str(suite_run), "--dataset", "chatgpt", "--out", str(tmp_path)]))
     assert "is a folder" in line
 
