@@ -501,14 +501,14 @@ def verdict(result: UtilityModel, model: str) -> str:
     """One plain sentence read off the paired interval of model − best single metric, and whether the
     model's own held-out rho is distinguishable from 0 (chance)."""
     d, s = result.diff[model], result.summary[model]
-    text = f"difference {_signed(d.mean)} {_interval(d.ci)}"
+    text = f"difference {fmt_signed(d.mean)} {fmt_interval(d.ci)}"
     if d.ci is not None and d.ci[0] > 0:
         head = f"the joint {model} model beats the best single metric: {text}"
     elif d.ci is not None and d.ci[1] < 0:
         head = f"the joint {model} model is worse than the best single metric: {text}"
     else:
         head = f"the joint {model} model does not beat the best single metric: {text}"
-    own = f"{_signed(s.mean)} {_interval(s.ci)}"
+    own = f"{fmt_signed(s.mean)} {fmt_interval(s.ci)}"
     if s.ci is not None and s.ci[0] > 0:
         return f"{head}; its own held-out ρ, {own}, is above 0"
     if s.ci is not None and s.ci[1] < 0:
@@ -516,14 +516,14 @@ def verdict(result: UtilityModel, model: str) -> str:
     return f"{head}; its own held-out ρ, {own}, is not distinguishable from 0 (chance)"
 
 
-def _signed(v: float | None) -> str:
+def fmt_signed(v: float | None) -> str:
     if v is None or not math.isfinite(v):
         return "–"
     return f"{v:+.2f}".replace("-", "−")
 
 
-def _interval(ci) -> str:
-    return f"[{_signed(ci[0])}, {_signed(ci[1])}]" if ci else "[–]"
+def fmt_interval(ci) -> str:
+    return f"[{fmt_signed(ci[0])}, {fmt_signed(ci[1])}]" if ci else "[–]"
 
 
 def to_json(result: UtilityModel) -> dict:

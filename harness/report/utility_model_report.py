@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import math
 
-from harness.analysis.utility_model import ALPHAS, MIN_CANDIDATES, WEIGHTING, UtilityModel, verdict
+from harness.analysis.utility_model import (
+    ALPHAS,
+    MIN_CANDIDATES,
+    WEIGHTING,
+    UtilityModel,
+    fmt_interval,
+    fmt_signed,
+    verdict,
+)
 
 TITLES = {"ridge": "ridge (RidgeCV)", "rank": "rank (pairwise, RankRLS)"}
-
-
-def _num(v: float | None) -> str:
-    if v is None or not math.isfinite(v):
-        return "–"
-    return f"{v:+.2f}".replace("-", "−")
-
-
-def _ci(ci) -> str:
-    return f"[{_num(ci[0])}, {_num(ci[1])}]" if ci else "[–]"
 
 
 def _weight(v: float | None) -> str:
@@ -120,10 +118,10 @@ def _section(utility: str, r: UtilityModel) -> list[str]:
                   "| penalty (refit on all suites) |", "|---|---|---:|---|---|"]
     for m in r.models:
         s, d = r.summary[m], r.diff[m]
-        lines.append(f"| {TITLES[m]} | {_num(s.mean)} {_ci(s.ci)} | {_num(s.plain_mean)} | {_num(d.mean)} {_ci(d.ci)} "
+        lines.append(f"| {TITLES[m]} | {fmt_signed(s.mean)} {fmt_interval(s.ci)} | {fmt_signed(s.plain_mean)} | {fmt_signed(d.mean)} {fmt_interval(d.ci)} "
                      f"| α = {_pen(r.penalty[m])} |")
     s = r.summary["single"]
-    lines.append(f"| best single metric (chosen per fold) | {_num(s.mean)} {_ci(s.ci)} | {_num(s.plain_mean)} | – | – |")
+    lines.append(f"| best single metric (chosen per fold) | {fmt_signed(s.mean)} {fmt_interval(s.ci)} | {fmt_signed(s.plain_mean)} | – | – |")
     lines += ["", "### Per held-out suite", "",
               "| held-out suite | candidates | " + " | ".join(f"{m} ρ" for m in r.models)
               + " | best single metric (chosen on the other suites) | its ρ | "
@@ -131,8 +129,8 @@ def _section(utility: str, r: UtilityModel) -> list[str]:
               "|---|---:|" + "---:|" * len(r.models) + "---|---:|" + "---:|" * len(r.models)]
     for f in r.folds:
         single = f"`{f.single_metric}`" + (" (negated)" if f.single_sign < 0 else "") if f.single_metric else "–"
-        lines.append(f"| {f.suite} | {f.n} | " + " | ".join(_num(f.rho[m]) for m in r.models)
-                     + f" | {single} | {_num(f.rho['single'])} | "
+        lines.append(f"| {f.suite} | {f.n} | " + " | ".join(fmt_signed(f.rho[m]) for m in r.models)
+                     + f" | {single} | {fmt_signed(f.rho['single'])} | "
                      + " | ".join(_pen(f.penalty[m]) for m in r.models) + " |")
     chosen: dict[str, int] = {}
     for f in r.folds:
@@ -152,6 +150,6 @@ def _section(utility: str, r: UtilityModel) -> list[str]:
     for f in order:
         lines.append(f"| `{f}` | {_arrow(r.directions.get(f))} | "
                      + " | ".join(_weight(r.coefficients[m][f]) for m in r.models)
-                     + f" | {_num(r.training_rho[f])} | {chosen.get(f, 0) or ''} |")
+                     + f" | {fmt_signed(r.training_rho[f])} | {chosen.get(f, 0) or ''} |")
     lines.append("")
     return lines

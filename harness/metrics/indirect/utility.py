@@ -594,6 +594,17 @@ _CONTAM = dict(needs=lambda args: ("texts", "labels", "embeddings", "test"), res
                size_dependent=True, cost="heavy", no_identity="trains on the candidate: not a distance")
 
 
+def _subset_score(job, correct, rows, d) -> Score:
+    """Accuracy on the test rows ``rows`` (a mask): t over seeds and the test-row bootstrap, in quadrature."""
+    import numpy as np
+
+    value, reps = _subset_accuracy(job, correct, rows)
+    se = float(np.nanstd(reps, ddof=1)) if np.isfinite(reps).sum() > 1 else 0.0
+    per_seed = correct[:, rows].mean(axis=1)
+    _, ci, sd = combined_interval(per_seed, se, 0.0, 1.0)
+    return Score(value, ci, {**d, "per_seed": per_seed.tolist(), **_interval_details(sd, se)})
+
+
 @metric(variants=_variants("contaminated-accuracy", RECIPES[:2], n=13, near=0.95), bounds=(0, 1),
         higher_is_better=None, expect={"test-copy": "+"}, **_CONTAM)
 def contaminated_accuracy(ctx, recipe="tfidf-lr", seeds=3, n=13, near=0.95, **params) -> Score:
@@ -607,15 +618,11 @@ def contaminated_accuracy(ctx, recipe="tfidf-lr", seeds=3, n=13, near=0.95, **pa
     the test rows, in quadrature. Clean vs contaminated subsets as asked of lm-evaluation-harness (issue
     231) and in Golchin & Surdeanu 2024, 'Time Travel in LLMs: Tracing Data Contamination'.
     """
-    import numpy as np
 
     job, mask, correct, d = _contamination_split(ctx, recipe, seeds, params, n, near)
     if not mask.any():
         raise MetricSkipped("no test row has an exact, n-gram or near match in the candidate")
-    value, reps = _subset_accuracy(job, correct, mask)
-    se = float(np.nanstd(reps, ddof=1)) if np.isfinite(reps).sum() > 1 else 0.0
-    mean, ci, sd = combined_interval(correct[:, mask].mean(axis=1), se, 0.0, 1.0)
-    return Score(value, ci, {**d, "per_seed": correct[:, mask].mean(axis=1).tolist(), **_interval_details(sd, se)})
+    return _subset_score(job, correct, mask, d)
 
 
 @metric(variants=_variants("clean-accuracy", RECIPES[:2], n=13, near=0.95), bounds=(0, 1),
@@ -628,16 +635,12 @@ def clean_accuracy(ctx, recipe="tfidf-lr", seeds=3, n=13, near=0.95, **params) -
     when nothing is matched. Interval: t over seeds and a bootstrap of the test rows, in quadrature. Clean vs
     contaminated subsets as asked of lm-evaluation-harness (issue 231).
     """
-    import numpy as np
 
     job, mask, correct, d = _contamination_split(ctx, recipe, seeds, params, n, near)
     clean = ~mask
     if not clean.any():
         raise MetricSkipped("every test row has a match in the candidate: no clean test rows")
-    value, reps = _subset_accuracy(job, correct, clean)
-    se = float(np.nanstd(reps, ddof=1)) if np.isfinite(reps).sum() > 1 else 0.0
-    mean, ci, sd = combined_interval(correct[:, clean].mean(axis=1), se, 0.0, 1.0)
-    return Score(value, ci, {**d, "per_seed": correct[:, clean].mean(axis=1).tolist(), **_interval_details(sd, se)})
+    return _subset_score(job, correct, clean, d)
 
 
 @metric(variants=_variants("contaminated-gap", RECIPES[:2], n=13, near=0.95), bounds=(-1, 1),
