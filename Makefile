@@ -37,11 +37,14 @@ SUITES := suites/demo.yaml suites/ag_news.yaml suites/sst2_supergen.yaml \
           suites/llm_aug_fb.yaml suites/llm_aug_sst5.yaml suites/llm_aug_yelp.yaml suites/instruction.yaml
 # ... at fp32, the reference precision, so that every CPU reproduces the committed numbers (auto would pick
 # bf16 on a CPU with AVX512-BF16); then which direct metric predicts utility across all their candidates
+# (the correlation reads the committed suites' results: not the demo's, whose results.jsonl is never
+# committed and would otherwise enter wherever `make demo` had been run)
+CORRELATED = $(filter-out reports/demo,$(patsubst %/results.jsonl,%,$(wildcard reports/*/results.jsonl)))
 leaderboard: $(STAMP)
 	@for s in $(SUITES); do SYNTHBENCH_PRECISION=fp32 $(BIN)/synthbench run $$s || exit 1; done
-	$(BIN)/synthbench correlate reports -u utility/minilm-lr/accuracy -u utility/tfidf-lr/accuracy \
+	$(BIN)/synthbench correlate $(CORRELATED) -u utility/minilm-lr/accuracy -u utility/tfidf-lr/accuracy \
 	  --out reports/metric-utility-correlation.md >/dev/null
-	$(BIN)/synthbench correlate reports -u utility/minilm-lr/accuracy -u utility/tfidf-lr/accuracy \
+	$(BIN)/synthbench correlate $(CORRELATED) -u utility/minilm-lr/accuracy -u utility/tfidf-lr/accuracy \
 	  --model ridge,rank --out reports/utility-model.md >/dev/null
 
 # The leaderboard page is tested in Debian's chromium (through Playwright, which does not download a browser).
