@@ -531,7 +531,9 @@ def row_scheme(xa, xb, n_perm: int, rng) -> dict:
     null = []
     for s in range(0, n_perm, block):
         k = min(block, n_perm - s)
-        idx = np.argsort(rng.random((k, na + nb)), axis=1)[:, :na]
+        # a uniformly random A side: the positions of the na smallest of N uniforms (argpartition finds the
+        # same set as a full argsort, and the sums of these integer or 0/1 values do not depend on order)
+        idx = np.argpartition(rng.random((k, na + nb)), na - 1, axis=1)[:, :na]
         sa = pool[idx].sum(axis=1)
         null.append((total - sa) / nb - sa / na)
     p, used = permutation_pvalue(diff, np.concatenate(null))
@@ -811,8 +813,9 @@ def compare(a_spec: str, b_spec: str, metrics: list[str] | None = None, resample
 
     # single-threaded BLAS: small eigendecompositions and GEMMs repeated thousands of times run many times
     # faster on one thread than with OpenBLAS/OpenMP workers spin-waiting for busy cores
-    with _one_blas_thread():
-        # observed values, recomputed on the evaluated rows and checked against the stored ones
+    with _one_blas_thread(), _Prebuild(rows if fast else [], ca, cb, ref, test, emb, A.seed, B.seed) as prebuilt:
+        # observed values, recomputed on the evaluated rows and checked against the stored ones (meanwhile
+        # a second thread builds the sufficient statistics of the set-level metrics)
         ctx = _contexts(ca, cb, ref, test, emb, A.seed, B.seed)
         kept: list[_Row] = []
         for r in rows:
@@ -863,7 +866,7 @@ def compare(a_spec: str, b_spec: str, metrics: list[str] | None = None, resample
         resampling = None
         if heavy:
             resampling = _resample_set_metrics(heavy, ca, cb, ref, test, emb, A.seed, B.seed, resamples, seed,
-                                               progress, log, fast=fast, extend=extend)
+                                               progress, log, fast=fast, extend=extend, prebuilt=prebuilt)
     # multiplicity, verdicts
     valid = _bh_q(rows)
     if heavy and len(valid) / (resamples + 1) > ALPHA:
@@ -955,8 +958,53 @@ def _agrees(got: float, want: float, tol: float) -> bool:
     return math.isclose(got, want, rel_tol=max(1e-7, tol), abs_tol=1e-9)
 
 
+class _Prebuild:
+    """The set-level metrics' sufficient statistics, built in one background thread (on the pooled rows,
+    in the metrics' order) while compare recomputes the observed values on the main thread; the same
+    contexts and objects the resampling then uses, so nothing differs but the time. A context manager:
+    leaving it waits for the thread (and drops what was not started)."""
+
+    def __init__(self, rows, ca, cb, ref, test, emb, seed_a, seed_b):
+        from harness.metrics.base import Context
+
+        self.fixed = _contexts(ca, cb, ref, test, emb, seed_a, seed_b)
+        self.pool = Context(pooled(ca, cb), seed_a, emb, reference=self.fixed.ref, test=self.fixed.test)
+        todo = [r for r in rows if r.spec.info.resample == "set" and resampler_of(r.spec.info) is not None]
+        self.futures = {}
+        self.ex = None
+        if todo and resample_workers() > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.ex = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compare-statistics")
+            self.futures = {r.metric: self.ex.submit(self._build, r) for r in todo}
+
+    def _build(self, r):
+        try:
+            return resampler_of(r.spec.info)(self.pool, **_resampler_args(r)), None
+        except Exception as e:  # raised again where the resampler is asked for
+            return None, e
+
+    def has(self, r) -> bool:
+        return r.metric in self.futures
+
+    def get(self, r):
+        res, err = self.futures[r.metric].result()
+        if err is not None:
+            raise err
+        return res
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.ex is not None:
+            self.ex.shutdown(wait=True, cancel_futures=True)
+        return False
+
+
 def _resample_set_metrics(rows: list[_Row], ca, cb, ref, test, emb, seed_a, seed_b, resamples, seed, progress,
-                          log, fast: bool = True, extend: bool = True, workers: int | None = None) -> dict:
+                          log, fast: bool = True, extend: bool = True, workers: int | None = None,
+                          prebuilt: _Prebuild | None = None) -> dict:
     """Permutation test and half-sampling for the set-level metrics: each metric with a declared
     resampler is evaluated on its sufficient statistics, computed once on the pooled rows (and checked
     to reproduce A's and B's values before it is used); the others are recomputed from the rows of every
@@ -972,57 +1020,91 @@ def _resample_set_metrics(rows: list[_Row], ca, cb, ref, test, emb, seed_a, seed
     out = {r.metric: (np.full(resamples, np.nan), np.full(resamples, np.nan), np.full(resamples, np.nan))
            for r in rows}
     skipped: dict[str, str] = {}
-    fixed = _contexts(ca, cb, ref, test, emb, seed_a, seed_b)
+    fixed = prebuilt.fixed if prebuilt is not None else _contexts(ca, cb, ref, test, emb, seed_a, seed_b)
     ready, slow, why_slow = [], [], {}
     prep_s: dict[str, float] = {}
+    workers = resample_workers() if workers is None else max(1, int(workers))
     if fast:
-        pool = Context(pooled(ca, cb), seed_a, emb, reference=fixed.ref, test=fixed.test)
+        pool = prebuilt.pool if prebuilt is not None else Context(pooled(ca, cb), seed_a, emb, reference=fixed.ref,
+                                                                    test=fixed.test)
         ia, ib = np.arange(na, dtype=np.int64), np.arange(na, na + len(cb), dtype=np.int64)
-        for r in rows:
+
+        def prepare(r):
+            """("ready", resampler, one replicate's seconds, build seconds) or ("slow", why)."""
             fn = resampler_of(r.spec.info)
             if fn is None:
-                slow.append(r)
-                why_slow[r.metric] = "no sufficient statistics declared"
-                continue
+                return ("slow", "no sufficient statistics declared")
             t0 = time.perf_counter()
             try:
-                res = fn(pool, **_resampler_args(r))
+                res = prebuilt.get(r) if prebuilt is not None and prebuilt.has(r) else fn(pool, **_resampler_args(r))
                 if res is None:
                     raise ValueError("its statistics do not represent it on these rows")
                 va, vb = res.value(ia), res.value(ib)
-                t2 = time.perf_counter()
-                # the estimate: one permutation's and one half-sample's sides, timed after the check
-                # (which paid the first call's one-off work)
-                ha, hb, hr, ht = draws.pooled_half(0)
-                for call in ((draws.perms[0][:na], None, None), (draws.perms[0][na:], None, None),
-                             (ha, hr, ht), (hb, hr, ht)):
-                    _value_or_skip(res, call)
-                t_eval = time.perf_counter() - t2
             except (MetricSkipped, ValueError) as e:
-                slow.append(r)
-                why_slow[r.metric] = f"resampler unavailable: {e}"
-                continue
-            tol = r.spec.info.tolerance
+                return ("slow", f"resampler unavailable: {e}")
+            build_s = time.perf_counter() - t0
             if getattr(res, "approximate", None):
+                return ("ready", res, build_s, (va, vb))
+            if not (_agrees(va, r.a, r.spec.info.tolerance) and _agrees(vb, r.b, r.spec.info.tolerance)):
+                return ("slow", f"resampler disagrees with the metric (A {va:.9g} vs {r.a:.9g}, B {vb:.9g} vs "
+                                f"{r.b:.9g}): recomputed instead")
+            return ("ready", res, build_s, None)
+
+        def replicate_seconds(res):
+            """The estimate: one permutation's and one half-sample's sides, timed after the check (which
+            paid the first call's one-off work), one metric at a time (threads would slow each other)."""
+            t2 = time.perf_counter()
+            ha, hb, hr, ht = draws.pooled_half(0)
+            calls = [(draws.perms[0][:na], None, None), (draws.perms[0][na:], None, None), (ha, hr, ht), (hb, hr, ht)]
+            try:
+                if hasattr(res, "values"):  # a batched resampler, timed as the resampling calls it: in one batch
+                    res.values(calls)
+                else:
+                    for call in calls:
+                        _value_or_skip(res, call)
+            except ValueError as e:
+                return e
+            return time.perf_counter() - t2
+
+        # the statistics of different metrics are built in the worker threads too (shared work, such as
+        # the k-NN distances of the PRDC family, is computed once: Context.memo holds a lock per key);
+        # the results are taken in the metrics' order, so the lists do not depend on the threads
+        if workers > 1 and len(rows) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=workers) as ex:
+                prepared = list(ex.map(prepare, rows))
+        else:
+            prepared = [prepare(r) for r in rows]
+        for r, got in zip(rows, prepared):
+            if got[0] == "slow":
+                slow.append(r)
+                why_slow[r.metric] = got[1]
+                continue
+            _, res, build_s, observed = got
+            t_eval = replicate_seconds(res)
+            if isinstance(t_eval, ValueError):
+                slow.append(r)
+                why_slow[r.metric] = f"resampler unavailable: {t_eval}"
+                continue
+            if observed is not None:
+                va, vb = observed
                 r.observed_stat = (va, vb)
                 r.notes.append(f"resampled approximately ({res.approximate}; A {va:.6g}, B {vb:.6g} on this "
                                f"statistic)")
-            elif not (_agrees(va, r.a, tol) and _agrees(vb, r.b, tol)):
-                slow.append(r)
-                why_slow[r.metric] = (f"resampler disagrees with the metric (A {va:.9g} vs {r.a:.9g}, B {vb:.9g} vs "
-                                      f"{r.b:.9g}): recomputed instead")
-                continue
-            prep_s[r.metric] = t2 - t0
+            prep_s[r.metric] = build_s
             ready.append((r, res, t_eval))
     else:
         slow = list(rows)
         why_slow = {r.metric: "recomputation requested (fast=False)" for r in rows}
     # estimates: the timed replicate pair times the replicates (batched resamplers run faster than that),
     # spread over the worker threads (no faster than the slowest metric alone)
-    workers = resample_workers() if workers is None else max(1, int(workers))
     times = [t * resamples for _, _, t in ready]
     est_fast = max(sum(times) / workers, max(times)) if times else 0.0
     est_slow = sum(r.seconds for r in slow) * 4 * resamples
+    # the recomputation runs in the same threads as the resamplers
+    est_total = (max((sum(times) + est_slow) / workers, max(times + [est_slow])) if times and workers > 1
+                 else est_fast + est_slow)
     if ready:
         cheap = sum(1 for _, res, _ in ready if getattr(res, "cheap", False))
         more = (f", more for any of the {cheap} cheap one(s) whose first {resamples} permutations give p < "
@@ -1080,20 +1162,33 @@ def _resample_set_metrics(rows: list[_Row], ca, cb, ref, test, emb, seed_a, seed
     # metrics in parallel threads, each on one BLAS thread (numpy's linear algebra releases the GIL), the
     # slowest first; every metric's values depend only on its own statistics and the shared draws
     order = sorted(ready, key=lambda x: -x[2])
-    if workers > 1 and len(order) > 1:
+
+    def recompute_slow():
+        t0 = time.perf_counter()
+        took = _recompute(slow, ca, cb, ref, test, emb, seed_a, seed_b, draws, out, skipped, progress)
+        with lock:
+            spent.update(took)
+            done[0] += 1
+            log(f"compare: [{done[0]}/{total}] recomputed {len(slow)} metric(s) from the rows in "
+                f"{_duration(time.perf_counter() - t0)}")
+
+    if workers > 1 and len(order) + bool(slow) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
+        # the recomputation runs beside the resamplers (its own metrics' state, as each resampler's), and
+        # first when it is the longest job
+        jobs = [(t, resample_one, (r, res)) for r, res, t in order]
+        if slow:
+            jobs.append((est_slow / resamples, recompute_slow, ()))
+        jobs.sort(key=lambda j: -j[0])
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for f in [pool.submit(resample_one, r, res) for r, res, _ in order]:
+            for f in [pool.submit(fn, *a) for _, fn, a in jobs]:
                 f.result()
     else:
         for r, res, _ in order:
             resample_one(r, res)
-    if slow:
-        t0 = time.perf_counter()
-        spent.update(_recompute(slow, ca, cb, ref, test, emb, seed_a, seed_b, draws, out, skipped, progress))
-        log(f"compare: [{total}/{total}] recomputed {len(slow)} metric(s) from the rows in "
-            f"{_duration(time.perf_counter() - t0)}")
+        if slow:
+            recompute_slow()
     for r in rows:
         perm, half_a, half_b = out[r.metric]
         if r.metric in extra:
@@ -1110,7 +1205,7 @@ def _resample_set_metrics(rows: list[_Row], ca, cb, ref, test, emb, seed_a, seed
             "approximate": [r.metric for r, _, _ in ready if r.observed_stat is not None],
             "recomputed": [{"metric": r.metric, "reason": why_slow[r.metric]} for r in slow],
             "extended": sorted(extra), "extended_permutations": EXTENDED_PERMUTATIONS, "extend_below": EXTEND_BELOW,
-            "estimate_s": round(est_fast + est_slow, 1), "seconds": round(time.perf_counter() - t_start, 1),
+            "estimate_s": round(est_total, 1), "seconds": round(time.perf_counter() - t_start, 1),
             "permutations": resamples, "half_samples": resamples}
 
 

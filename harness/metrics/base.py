@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -211,6 +212,7 @@ class MetricInfo:
                 "function": self.target}
 
 
+_MEMO_GUARD = threading.Lock()  # guards the creation of Context.memo's per-key locks
 _DECLARED: dict[str, MetricInfo] = {}  # every registered declaration, by name, in declaration order
 
 
@@ -335,6 +337,7 @@ class Context:
         self.test = test
         self.role = role
         self._memo: dict = {}
+        self._key_locks: dict = {}
 
     def memo(self, key, compute: Callable):
         """``compute()`` once per context and key: the one place shared derived work is kept.
@@ -345,8 +348,17 @@ class Context:
         >>> ctx.memo(("demo", 1), lambda: [1, 2]) is ctx.memo(("demo", 1), lambda: [3])
         True
         """
-        if key not in self._memo:
-            self._memo[key] = compute()
+        try:
+            return self._memo[key]
+        except KeyError:
+            pass
+        # a lock per key: threads that need the same work (compare builds statistics in parallel) wait for
+        # the first to compute it, others go on; compute() may itself memoise other keys
+        with _MEMO_GUARD:
+            lock = self._key_locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._memo:
+                self._memo[key] = compute()
         return self._memo[key]
 
     def peek(self, key, default=None):

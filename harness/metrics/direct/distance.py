@@ -13,6 +13,7 @@ are reproducible under the run seed and the sizes used are reported in ``details
 from __future__ import annotations
 
 import math
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -900,10 +901,10 @@ extend_doc(_PERCLASS_DOC, perclass_precision, perclass_recall, perclass_coverage
 
 def frechet_resampler(ctx):
     """Fréchet distance on a subset: the sum and d x d sum of outer products of its rows (a permutation's
-    B side is the pooled sums minus A's), and per reference subset its mean, covariance and covariance
-    square root. Tr((C1 C2)^(1/2)) is taken as the sum of square roots of the eigenvalues of
-    C2^(1/2) C1 C2^(1/2) (similar to C1 C2, like the metric's C1^(1/2) C2 C1^(1/2)): equal to the
-    metric's value to floating-point tolerance."""
+    B side is the pooled sums minus A's), and per reference subset its mean, covariance and a factor
+    C2 = F F^T (Cholesky; the symmetric square root when C2 is singular). Tr((C1 C2)^(1/2)) is taken as
+    the sum of square roots of the eigenvalues of F^T C1 F (similar to C1 C2, like the metric's
+    C1^(1/2) C2 C1^(1/2)): equal to the metric's value to floating-point tolerance."""
     import numpy as np
 
     from harness.stats.sufficient import BatchResampler, PerRef, rows_of
@@ -919,8 +920,12 @@ def frechet_resampler(ctx):
     def ref_side(ref_rows):
         mu2, c2 = mean_cov(Y[rows_of(ref_rows, len(Y))])
         c2 = (c2 + c2.T) / 2
-        w, V = np.linalg.eigh(c2)
-        return mu2, c2, (V * np.sqrt(np.clip(w, 0, None))) @ V.T, float(np.trace(c2)), len(rows_of(ref_rows, len(Y)))
+        try:  # C2 = L L^T: L^T C1 L is similar to C1 C2, a Cholesky factor costs a tenth of a square root
+            f2 = np.linalg.cholesky(c2)
+        except np.linalg.LinAlgError:  # singular (fewer rows than dimensions, repeated rows)
+            w, V = np.linalg.eigh(c2)
+            f2 = (V * np.sqrt(np.clip(w, 0, None))) @ V.T
+        return mu2, c2, f2, float(np.trace(c2)), len(rows_of(ref_rows, len(Y)))
 
     def finish(n, s1, m1, ref):
         mu2, c2, s2, tr2, m = ref
@@ -928,13 +933,13 @@ def frechet_resampler(ctx):
             raise MetricSkipped("needs at least 2 rows on each side")
         mu1 = s1 / n
         c1 = (m1 - n * np.outer(mu1, mu1)) / (n - 1)
-        mm = s2 @ c1 @ s2
+        mm = s2.T @ c1 @ s2
         ev = np.linalg.eigvalsh((mm + mm.T) / 2)
         diff = mu1 - mu2
         return max(0.0, float(diff @ diff + np.trace(c1) + tr2 - 2.0 * np.sqrt(np.clip(ev, 0, None)).sum()))
 
-    # permutations keep the whole reference: the pooled rows projected once on C2^(1/2), so that a side's
-    # C2^(1/2) C1 C2^(1/2) is the centred d x d sum of its projected rows (a permutation's second side:
+    # permutations keep the whole reference: the pooled rows projected once on F, so that a side's
+    # F^T C1 F is the centred d x d sum of its projected rows (a permutation's second side:
     # the pooled sums minus the first's) and Tr(C1) comes from the rows' squared norms
     proj: dict = {}
 
@@ -989,6 +994,32 @@ def frechet_resampler(ctx):
     return res
 
 
+def _pair_median(D, n_first: int, rest):
+    """``np.median`` of the distinct pairs (the strict upper triangle) of ``D[both, both]``, where ``both``
+    is rows ``0..n_first-1`` then the rows ``rest`` of the symmetric, zero-diagonal, non-negative ``D``:
+    the same number, without the triangle's index arrays. The blocks' full matrix lists every pair twice
+    and its diagonal's zeros first, so the triangle's i-th smallest is the full list's (N + 2i)-th.
+
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(size=(9, 2))
+    >>> D = ((X[:, None] - X[None]) ** 2).sum(-1)
+    >>> both = np.r_[0:4, [5, 7, 8]]
+    >>> bool(_pair_median(D, 4, np.array([5, 7, 8])) == np.median(D[np.ix_(both, both)][np.triu_indices(7, 1)]))
+    True
+    """
+    import numpy as np
+
+    rest = np.asarray(rest, dtype=np.int64)
+    cross = D[:n_first][:, rest].ravel()
+    full = np.concatenate([D[:n_first, :n_first].ravel(), cross, cross, D[np.ix_(rest, rest)].ravel()])
+    N = n_first + len(rest)
+    M = N * (N - 1) // 2
+    if M % 2:
+        return float(np.partition(full, N + M - 1)[N + M - 1])
+    part = np.partition(full, [N + M - 2, N + M])
+    return float(np.mean(part[[N + M - 2, N + M]]))
+
+
 def mmd_resampler(ctx, permutations: int = 200, max_exact: int = 4000, subsample: int = 2000):
     """MMD on a subset, with the kernel bandwidth held fixed: an approximation (stated in compare's notes).
 
@@ -1038,10 +1069,7 @@ def mmd_resampler(ctx, permutations: int = 200, max_exact: int = 4000, subsample
     # the fixed bandwidth: median pairwise distance of the pooled rows and the reference rows A's full
     # evaluation uses (A's selection applied to the whole pool)
     _, ref0 = select(np.arange(n_p), None)
-    both = np.concatenate([np.arange(n_p), n_p + ref0])
-    sub = K[np.ix_(both, both)]
-    bandwidth = float(np.sqrt(np.median(sub[np.triu_indices(len(both), 1)])))
-    del sub
+    bandwidth = float(np.sqrt(_pair_median(K, n_p, n_p + ref0)))
     if bandwidth <= 0:
         bandwidth = 1.0
     K *= -1.0 / (2 * bandwidth**2)
@@ -1131,26 +1159,75 @@ class _PRDCResampler:
         part = np.argpartition(self.Dpp, L - 1, axis=1)[:, :L]
         order = np.argsort(np.take_along_axis(self.Dpp, part, axis=1), axis=1, kind="stable")
         self.nbr = np.take_along_axis(part, order, axis=1)
+        self.neighbours = int(neighbours)
+        self._ref_lists, self._lists_lock = None, threading.Lock()
         self.radii: dict = {}
         self.cache: dict = {}
+
+    def _lists(self):
+        """Computed once, on the first reference selection: each reference row's nearest reference rows
+        (sorted, itself first) and nearest pooled rows (sorted, with their distances), and every (pooled
+        row, reference row) pair closer than the pooled row's last listed pooled neighbour (CSR over
+        pooled rows). A selection's radii, balls and pairs are then read from these lists."""
+        with self._lists_lock:  # the four PRDC metrics may ask at once (compare prepares in threads)
+            if self._ref_lists is None:
+                self._ref_lists = self._build_lists()
+        return self._ref_lists
+
+    def _build_lists(self):
+        import numpy as np
+
+        L = min(self.neighbours, self.m)
+        part = np.argpartition(self.Drr, L - 1, axis=1)[:, :L]
+        rnbr = np.take_along_axis(part, np.argsort(np.take_along_axis(self.Drr, part, axis=1), axis=1,
+                                                   kind="stable"), axis=1)
+        L2 = min(self.neighbours, self.n_p)
+        DprT = np.ascontiguousarray(self.Dpr.T)
+        part = np.argpartition(DprT, L2 - 1, axis=1)[:, :L2]
+        pd_ = np.take_along_axis(DprT, part, axis=1)
+        order = np.argsort(pd_, axis=1, kind="stable")
+        pnbr, pdist = np.take_along_axis(part, order, axis=1), np.take_along_axis(pd_, order, axis=1)
+        ub = self.Dpp[np.arange(self.n_p), self.nbr[:, -1]]
+        near_row, near_ref = np.nonzero(self.Dpr < ub[:, None])
+        return rnbr, pnbr, pdist, near_row, near_ref, self.Dpr[near_row, near_ref]
 
     def _balls(self, r):
         """For the reference rows ``r``: their k-NN radii among themselves; per pooled row, how many of
         their balls hold it; the balls' pooled members (CSR over ``r``); and the (pooled row, reference
-        row) pairs closer than the pooled row's last listed neighbour (CSR over pooled rows)."""
+        row) pairs closer than the pooled row's last listed neighbour (CSR over pooled rows). Equal to
+        the dense computation over ``Drr[r, r]`` and ``Dpr[:, r]``: a radius is the (k+1)-th listed row
+        of ``r`` (the full row when the list holds fewer), a ball's members are a prefix of the sorted
+        pooled list (the full column when the whole list is inside the ball)."""
         import numpy as np
 
-        r_real = np.partition(self.Drr[np.ix_(r, r)], self.k, axis=1)[:, self.k]
-        S = self.Dpr[:, r]
-        ball = S < r_real[None, :]
-        counts_all = ball.sum(axis=1)
-        ref_idx, pool_idx = np.nonzero(ball.T)
-        ball_ptr = np.searchsorted(ref_idx, np.arange(len(r) + 1))
-        ub = self.Dpp[np.arange(self.n_p), self.nbr[:, -1]]
-        near = S < ub[:, None]
-        near_row, near_ref = np.nonzero(near)
+        k = self.k
+        rnbr, pnbr, pdist, near_row_all, near_ref_all, near_d_all = self._lists()
+        in_r = np.zeros(self.m, dtype=bool)
+        in_r[r] = True
+        pos = np.full(self.m, -1, dtype=np.int64)
+        pos[r] = np.arange(len(r))
+        nb = rnbr[r]
+        cum = np.cumsum(in_r[nb], axis=1)
+        ok = cum[:, -1] >= k + 1
+        r_real = self.Drr[r, nb[np.arange(len(r)), np.argmax(cum >= k + 1, axis=1)]]
+        for i in np.flatnonzero(~ok):
+            r_real[i] = np.partition(self.Drr[r[i], r], k)[k]
+        inside = pdist[r] < r_real[:, None]
+        cnt = inside.sum(axis=1)
+        members = pnbr[r][inside]  # row-major: each ball's members, nearest first
+        full = np.flatnonzero(cnt == pnbr.shape[1])  # the whole list inside: the ball may hold more
+        if len(full):
+            parts = np.split(members, np.cumsum(cnt)[:-1])
+            for i in full:
+                parts[i] = np.flatnonzero(self.Dpr[:, r[i]] < r_real[i])
+                cnt[i] = len(parts[i])
+            members = np.concatenate(parts)
+        ball_ptr = np.concatenate([[0], np.cumsum(cnt)])
+        counts_all = np.bincount(members, minlength=self.n_p)
+        keep = in_r[near_ref_all]
+        near_row, near_ref = near_row_all[keep], pos[near_ref_all[keep]]
         near_ptr = np.searchsorted(near_row, np.arange(self.n_p + 1))
-        return counts_all, ball_ptr, pool_idx, near_ptr, near_ref, S[near_row, near_ref]
+        return counts_all, ball_ptr, members, near_ptr, near_ref, near_d_all[keep]
 
     @staticmethod
     def _dist(A, B, dt):
@@ -1187,11 +1264,13 @@ class _PRDCResampler:
         size = min(n, m, self.max_rows)
         f, r = rows[_sample(rng, n, size)], ref[_sample(rng, m, size)]
         rk = hash(r.tobytes())
-        if rk not in self.radii:
+        balls = self.radii.get(rk)  # (held here: another thread may clear the dict meanwhile)
+        if balls is None:
+            balls = self._balls(r)
             if len(self.radii) > 4:
                 self.radii.clear()
-            self.radii[rk] = self._balls(r)
-        counts_all, ball_ptr, ball_rows, near_ptr, near_ref, near_d = self.radii[rk]
+            self.radii[rk] = balls
+        counts_all, ball_ptr, ball_rows, near_ptr, near_ref, near_d = balls
         inside = np.zeros(self.n_p, dtype=bool)
         inside[f] = True
         nb = self.nbr[f]
@@ -1263,7 +1342,9 @@ def prdc_coverage_resampler(ctx, k: int = 5, max_rows: int = 10000):
 def _perclass_prdc_values(engine, ctx, rows, ref_rows, k: int, min_rows: int) -> dict:
     """Per-class precision, recall and coverage of a subset, macro-averaged, as ``_perclass`` and
     :func:`prdc` compute them (the same classes, the same seeded equal-size samples, in the same order),
-    from the engine's distances."""
+    from the engine's distances. The classes are evaluated together: each class's sample distances are
+    gathered into one (classes x size x size) block padded with +inf, which changes no k-th smallest
+    distance, no ball test and no count."""
     import numpy as np
 
     from harness.stats.sufficient import rows_of
@@ -1273,32 +1354,45 @@ def _perclass_prdc_values(engine, ctx, rows, ref_rows, k: int, min_rows: int) ->
     key = ("perclass", hash(rows.tobytes()), None if ref_rows is None else hash(ref.tobytes()))
     if key in engine.cache:
         return engine.cache[key]
-    labels, ref_labels = engine.labels
+    codes, ref_codes, n_labels = engine.label_codes
     rng = ctx.rng("perclass/prdc")
-    cand, real = {}, {}
-    for i, lab in enumerate(labels[rows].tolist()):
-        cand.setdefault(lab, []).append(i)
-    for i, lab in enumerate(ref_labels[ref].tolist()):
-        real.setdefault(lab, []).append(i)
+    cc, rc = codes[rows], ref_codes[ref]
+    c_order, r_order = np.argsort(cc, kind="stable"), np.argsort(rc, kind="stable")
+    c_cnt, r_cnt = np.bincount(cc, minlength=n_labels), np.bincount(rc, minlength=n_labels)
+    c_start, r_start = np.concatenate([[0], np.cumsum(c_cnt)]), np.concatenate([[0], np.cumsum(r_cnt)])
     need = max(min_rows, k + 1)
-    vals = {"precision": [], "recall": [], "coverage": []}
-    for lab in sorted(set(cand) & set(real)):
-        ic, ir = np.asarray(cand[lab]), np.asarray(real[lab])
-        if len(ic) < need or len(ir) < need:
+    fs, rs = [], []
+    # codes follow the sorted labels, so this is the metric's order of classes and of seeded draws
+    for lab in np.flatnonzero((c_cnt > 0) & (r_cnt > 0)).tolist():
+        nc, nr = int(c_cnt[lab]), int(r_cnt[lab])
+        if nc < need or nr < need:
             continue
-        size = min(len(ic), len(ir))
-        f = rows[ic[_sample(rng, len(ic), size)]]
-        r = ref[ir[_sample(rng, len(ir), size)]]
-        r_real = np.partition(engine.Drr[np.ix_(r, r)], k, axis=1)[:, k]
-        r_fake = np.partition(engine.Dpp[np.ix_(f, f)], k, axis=1)[:, k]
-        S = engine.Dpr[np.ix_(f, r)]
-        ball = S < r_real[None, :]
-        vals["precision"].append(float((ball.sum(axis=1) > 0).mean()))
-        vals["coverage"].append(float(ball.any(axis=0).mean()))
-        vals["recall"].append(float((S < r_fake[:, None]).any(axis=0).mean()))
-    if not vals["precision"]:
+        size = min(nc, nr)
+        ic, ir = c_order[c_start[lab]:c_start[lab + 1]], r_order[r_start[lab]:r_start[lab + 1]]
+        fs.append(rows[ic[_sample(rng, nc, size)]])
+        rs.append(ref[ir[_sample(rng, nr, size)]])
+    if not fs:
         raise MetricSkipped(f"no shared label has at least {need} rows on both sides")
-    out = {w: sum(v) / len(v) for w, v in vals.items()}
+    sizes = np.array([len(f) for f in fs])
+    S_max = int(sizes.max())
+    valid = np.arange(S_max)[None, :] < sizes[:, None]  # classes x S_max
+    F, R = np.zeros(valid.shape, dtype=np.int64), np.zeros(valid.shape, dtype=np.int64)
+    F[valid], R[valid] = np.concatenate(fs), np.concatenate(rs)
+    pair = valid[:, :, None] & valid[:, None, :]
+
+    def block(D, a, b):
+        out = D[a[:, :, None], b[:, None, :]]
+        out[~pair] = np.inf
+        return out
+
+    r_real = np.partition(block(engine.Drr, R, R), k, axis=2)[:, :, k]  # padded columns: +inf
+    r_fake = np.partition(block(engine.Dpp, F, F), k, axis=2)[:, :, k]
+    S = block(engine.Dpr, F, R)
+    ball = S < r_real[:, None, :]
+    sz = sizes.astype(np.float64)
+    per = {"precision": ball.any(axis=2).sum(axis=1) / sz, "coverage": ball.any(axis=1).sum(axis=1) / sz,
+           "recall": (S < r_fake[:, :, None]).any(axis=1).sum(axis=1) / sz}
+    out = {w: sum(v.tolist()) / len(v) for w, v in per.items()}
     engine.cache[key] = out
     return out
 
@@ -1314,8 +1408,11 @@ def _perclass_prdc_resampler(ctx, which: str, k: int, min_rows: int):
     if n * n * 4 > 1.5e9:
         return None
     engine = ctx.memo(("distance.prdc-resampler", k, 10_000), lambda: _PRDCResampler(ctx, k, 10_000))
-    if not hasattr(engine, "labels"):
-        engine.labels = (np.asarray(list(ctx.labels), dtype=object), np.asarray(list(ctx.reference.labels), dtype=object))
+    if not hasattr(engine, "label_codes"):  # labels as codes in sorted order: the metric's order of classes
+        names = sorted(set(ctx.labels) | set(ctx.reference.labels))
+        code = {lab: i for i, lab in enumerate(names)}
+        engine.label_codes = (np.array([code[x] for x in ctx.labels], dtype=np.int64),
+                              np.array([code[x] for x in ctx.reference.labels], dtype=np.int64), len(names))
     return Resampler(lambda rows, ref_rows=None, test_rows=None:
                      _perclass_prdc_values(engine, ctx, rows, ref_rows, k, min_rows)[which],
                      "pooled and reference k-NN distances, per class")

@@ -206,7 +206,9 @@ def self_bleu_rows(token_rows, max_n: int = 4):
     return _self_bleu_encoded(encode(token_rows), max_n)
 
 
-def _self_bleu_encoded(enc, max_n: int):
+def _self_bleu_encoded(enc, max_n: int, grams=None):
+    """Per-row self-BLEU of an encoded corpus; ``grams``: its (n-gram id, row) arrays per order, when
+    already at hand (a subset's, cut from the pooled rows' by :func:`subset_ngrams`)."""
     import numpy as np
 
     flat, rows, pos, lens, vocab = enc
@@ -215,7 +217,8 @@ def _self_bleu_encoded(enc, max_n: int):
         raise ValueError("self-BLEU needs at least 2 rows")
     log_p = np.zeros(n)
     first_matches = None
-    for k, (gid, row) in enumerate(ngram_ids(flat, rows, pos, lens, vocab, max_n), start=1):
+    grams = ngram_ids(flat, rows, pos, lens, vocab, max_n) if grams is None else grams
+    for k, (gid, row) in enumerate(grams, start=1):
         g, r, c = _row_counts(gid, row, n)
         order = np.lexsort((-c, g))  # by gram, largest count first
         g, r, c = g[order], r[order], c[order]
@@ -288,7 +291,8 @@ def homogenization_bleu_rows(token_rows, max_order: int = 4):
     return _homogenization_bleu_encoded(encode(token_rows), max_order)
 
 
-def _homogenization_bleu_encoded(enc, max_order: int):
+def _homogenization_bleu_encoded(enc, max_order: int, grams=None):
+    """Per-row BLEU homogenization of an encoded corpus; ``grams`` as in :func:`_self_bleu_encoded`."""
     import numpy as np
 
     flat, rows, pos, lens, vocab = enc
@@ -297,7 +301,8 @@ def _homogenization_bleu_encoded(enc, max_order: int):
         raise ValueError("homogenization needs at least 2 rows")
     log_sum = np.zeros(n)
     all_positive = np.ones(n, dtype=bool)
-    for k, (gid, row) in enumerate(ngram_ids(flat, rows, pos, lens, vocab, max_order), start=1):
+    grams = ngram_ids(flat, rows, pos, lens, vocab, max_order) if grams is None else grams
+    for k, (gid, row) in enumerate(grams, start=1):
         g, r, c = _row_counts(gid, row, n)
         order = np.lexsort((c, g))  # by gram, smallest count first
         g, r, c = g[order], r[order], c[order]
@@ -548,36 +553,53 @@ def subset_encoded(enc, rows):
     return (flat[np.repeat(shift, ln) + np.arange(total, dtype=np.int64)], None, None, ln, vocab)
 
 
-def self_bleu_resampler(ctx, max_n: int = 4, tokenizer: str = "13a"):
-    """Self-BLEU on a subset: the pooled rows' token ids (tokenised once), per-row BLEU of the subset."""
+def subset_ngrams(pooled, rows, n_pool: int):
+    """The (n-gram id, row) arrays of the subset ``rows`` (distinct pooled rows, in that order), per order,
+    cut from the pooled rows' (``pooled``: :func:`ngram_ids` of the whole pool, as a list). The ids are the
+    pool's, which order the n-grams as a subset's own compact ids do (both rank the same keys), and a row
+    is its position in ``rows``: the per-row statistics are the subset's own, bit for bit."""
+    import numpy as np
+
+    where = np.full(n_pool, -1, dtype=np.int64)
+    where[np.asarray(rows, dtype=np.int64)] = np.arange(len(rows))
+    for gid, row in pooled:
+        at = where[row]
+        keep = at >= 0
+        yield gid[keep], at[keep]
+
+
+def _bleu_resampler(ctx, per_row, max_n: int, tokenizer: str):
+    """A subset's mean of ``per_row`` (self-BLEU or BLEU homogenization) from the pooled rows' token ids and
+    n-gram ids, computed once (a subset with repeated rows is encoded afresh)."""
     import numpy as np
 
     from harness.stats.sufficient import Resampler
 
     enc = _encoded(ctx, tokenizer)
+    lens = enc[3]
+    pooled = ctx.memo(("lexical.pooled-ngram-ids", tokenizer, max_n),
+                      lambda: list(ngram_ids(*_full(enc), max_n)))
 
     def value(rows, ref_rows=None, test_rows=None):
+        rows = np.asarray(rows, dtype=np.int64)
         if len(rows) < 2:
             raise MetricSkipped("needs at least 2 rows")
-        return float(np.mean(_self_bleu_encoded(_full(subset_encoded(enc, rows)), max_n)))
+        if len(np.unique(rows)) < len(rows):
+            return float(np.mean(per_row(_full(subset_encoded(enc, rows)), max_n)))
+        sub = (None, None, None, lens[rows], enc[4])
+        return float(np.mean(per_row(sub, max_n, subset_ngrams(pooled, rows, len(lens)))))
 
-    return Resampler(value, "per-row token ids")
+    return Resampler(value, "per-row token ids and pooled n-gram ids")
+
+
+def self_bleu_resampler(ctx, max_n: int = 4, tokenizer: str = "13a"):
+    """Self-BLEU on a subset (see _bleu_resampler)."""
+    return _bleu_resampler(ctx, _self_bleu_encoded, max_n, tokenizer)
 
 
 def homogenization_bleu_resampler(ctx, max_order: int = 4, tokenizer: str = "13a"):
-    """Homogenization-BLEU on a subset: the pooled rows' token ids (tokenised once)."""
-    import numpy as np
-
-    from harness.stats.sufficient import Resampler
-
-    enc = _encoded(ctx, tokenizer)
-
-    def value(rows, ref_rows=None, test_rows=None):
-        if len(rows) < 2:
-            raise MetricSkipped("needs at least 2 rows")
-        return float(np.mean(_homogenization_bleu_encoded(_full(subset_encoded(enc, rows)), max_order)))
-
-    return Resampler(value, "per-row token ids")
+    """Homogenization-BLEU on a subset (see _bleu_resampler)."""
+    return _bleu_resampler(ctx, _homogenization_bleu_encoded, max_order, tokenizer)
 
 
 def homogenization_rougel_resampler(ctx, tokenizer: str = "rouge", max_work: float = 2e9, pairs: int = 200_000,

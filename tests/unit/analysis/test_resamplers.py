@@ -155,3 +155,98 @@ def test_reference_agreement_refit_is_exact_in_half_samples(setup):
     for rows, ref_rows in _subsets(setup):
         want = _recomputed(setup, spec, rows, ref_rows)
         assert math.isclose(res.value(rows, ref_rows), want, rel_tol=1e-12, abs_tol=1e-12)
+
+
+@pytest.mark.parametrize("neighbours", [3, 8, 64])
+def test_prdc_balls_from_neighbour_lists_equal_the_dense_computation(setup, neighbours):
+    """A reference selection's radii, ball members and near pairs read from the sorted neighbour lists
+    equal the dense computation over Drr[r, r] and Dpr[:, r]; lists of 3 and 8 force the fallbacks (a
+    radius past the list, a ball holding the whole list), and every PRDC value on the planted-duplicate
+    rows is the metric's."""
+    from harness import metrics as registry
+    from harness.metrics.direct.distance import _PRDCResampler
+
+    engine = _PRDCResampler(setup["pool"], k=5, max_rows=10_000, neighbours=neighbours)
+    rng = np.random.default_rng(neighbours)
+    for size in (400, 200, 60):
+        r = np.sort(rng.choice(engine.m, size, replace=False))
+        counts_all, ball_ptr, members, near_ptr, near_ref, near_d = engine._balls(r)
+        r_real = np.partition(engine.Drr[np.ix_(r, r)], 5, axis=1)[:, 5]
+        S = engine.Dpr[:, r]
+        ball = S < r_real[None, :]
+        assert np.array_equal(counts_all, ball.sum(axis=1))
+        for j in range(len(r)):
+            assert sorted(members[ball_ptr[j]:ball_ptr[j + 1]].tolist()) == np.flatnonzero(ball[:, j]).tolist()
+        ub = engine.Dpp[np.arange(engine.n_p), engine.nbr[:, -1]]
+        want = {(int(p), int(j)) for p, j in zip(*np.nonzero(S < ub[:, None]))}
+        row_of = np.repeat(np.arange(engine.n_p), np.diff(near_ptr))
+        assert set(zip(row_of.tolist(), near_ref.tolist())) == want
+        assert np.array_equal(near_d, S[row_of, near_ref])
+    for rows, ref_rows in _subsets(setup):
+        spec_vals = {w: _recomputed(setup, registry.get(f"distance/{w}"), rows, ref_rows)
+                     for w in ("precision", "recall", "density", "coverage")}
+        got = engine.get(rows, ref_rows)
+        for w, want in spec_vals.items():
+            assert math.isclose(got[w], want, rel_tol=1e-12, abs_tol=1e-12), (neighbours, w)
+
+
+def test_frechet_on_a_singular_reference_selection_falls_back_to_the_square_root(setup):
+    """A reference selection with fewer rows (40) than dimensions (64) has a singular covariance, which
+    has no Cholesky factor: the resampler takes its symmetric square root and still equals the metric."""
+    from harness import metrics as registry
+    from harness.metrics.direct.distance import frechet_resampler
+
+    spec = registry.get("distance/frechet")
+    res = frechet_resampler(setup["pool"])
+    ref_rows = np.sort(np.random.default_rng(1).choice(len(setup["ref"]), 40, replace=False))
+    cov = np.cov(np.asarray(setup["emb"].embed([setup["ref"].texts[i] for i in ref_rows]), dtype=np.float64),
+                 rowvar=False)
+    with pytest.raises(np.linalg.LinAlgError):
+        np.linalg.cholesky(cov)
+    for rows in (np.arange(0, 300), np.arange(150, 450)):
+        want = _recomputed(setup, spec, rows, ref_rows)
+        # rel 1e-7, not 1e-9: the square roots of the 24 zero eigenvalues, which rounding leaves near 1e-17
+        # on either side's factorisation, add a few 1e-9 each (C1^(1/2) C2 C1^(1/2) vs F^T C1 F)
+        assert math.isclose(res.value(rows, ref_rows), want, rel_tol=1e-7, abs_tol=1e-12)
+
+
+def test_bleu_resamplers_on_pooled_ngram_ids_equal_a_fresh_encoding_bit_for_bit(setup):
+    """Self-BLEU and BLEU homogenization of a subset cut from the pooled n-gram ids are the values of the
+    subset encoded afresh, exactly (the pool's ids order the n-grams as the subset's own do); a subset
+    with repeated rows takes the fresh encoding."""
+    from harness.metrics.direct.homogenization import (
+        _encoded,
+        _full,
+        _homogenization_bleu_encoded,
+        _self_bleu_encoded,
+        homogenization_bleu_resampler,
+        self_bleu_resampler,
+        subset_encoded,
+    )
+
+    pool = setup["pool"]
+    enc = _encoded(pool, "13a")
+    rng = np.random.default_rng(5)
+    subsets = [rng.permutation(600)[:300], np.sort(rng.choice(600, 150, replace=False)), rng.integers(0, 600, 200)]
+    for make, per_row in ((self_bleu_resampler, _self_bleu_encoded),
+                          (homogenization_bleu_resampler, _homogenization_bleu_encoded)):
+        res = make(pool, 4, "13a")
+        for rows in subsets:
+            want = float(np.mean(per_row(_full(subset_encoded(enc, rows)), 4)))
+            assert res.value(rows) == want
+
+
+@pytest.mark.parametrize("n_first,n_rest", [(300, 200), (301, 200), (5, 0), (2, 1)])
+def test_pair_median_is_numpy_median_of_the_upper_triangle(setup, n_first, n_rest):
+    """MMD's fixed bandwidth: the median of the distinct pairs, from the blocks, equals np.median of the
+    strict upper triangle exactly (odd and even pair counts, repeated rows giving zero distances)."""
+    from harness.metrics.direct.distance import _pair_median
+
+    X = np.asarray(setup["emb"].embed(list(setup["pool_corpus"].texts)), dtype=np.float64)[:600]
+    X[10] = X[11]  # a zero distance off the diagonal
+    D = np.maximum(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1), 0)
+    np.fill_diagonal(D, 0)
+    rest = np.sort(np.random.default_rng(n_first).choice(np.arange(n_first, 600), n_rest, replace=False))
+    both = np.concatenate([np.arange(n_first), rest])
+    want = np.median(D[np.ix_(both, both)][np.triu_indices(len(both), 1)])
+    assert _pair_median(D, n_first, rest) == want
