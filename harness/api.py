@@ -666,7 +666,6 @@ def card(run, dataset: str, out=None, *, force: bool = False) -> str:
     Nothing is recomputed (:func:`harness.report.dataset_card.render_card`). With ``out=`` the card is also
     written there atomically; an existing file is replaced only when synthbench wrote it, or with
     ``force=True``. Returns the card's text."""
-
     from harness.report.dataset_card import render_card, written_by_synthbench
     from harness.run.flags import load_rows
     from harness.run.outdir import check_path, write_text
@@ -676,7 +675,7 @@ def card(run, dataset: str, out=None, *, force: bool = False) -> str:
     folder = check_path(shown, "RUN_DIR")
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder", "give a result folder written by 'synthbench run' or 'eval --out'")
-    meta = read_run_meta(folder, "give a folder written by 'synthbench run SUITE' or 'synthbench eval ... --out DIR'")
+    meta = read_run_meta(folder)
     store = ResultStore(folder)
     for note in store.notes:
         log_line(f"warning: {note}")

@@ -220,7 +220,7 @@ def _open_run(folder: Path, names) -> Source:
     from harness.analysis.comparison import Side, evaluated_rows
     from harness.run.store import read_run_meta
 
-    meta = read_run_meta(folder, "give a folder written by 'synthbench run' or 'synthbench eval --out'")
+    meta = read_run_meta(folder)
     entries = ([meta["reference"]] if meta.get("reference") else []) + list(meta.get("candidates") or [])
     name = (meta.get("suite") or {}).get("name") or folder.name
     src = Source("run", folder, name, meta)

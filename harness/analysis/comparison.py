@@ -1069,13 +1069,7 @@ def _resample_set_metrics(rows: list[_Row], ca, cb, ref, test, emb, seed_a, seed
         # the statistics of different metrics are built in the worker threads too (shared work, such as
         # the k-NN distances of the PRDC family, is computed once: Context.memo holds a lock per key);
         # the results are taken in the metrics' order, so the lists do not depend on the threads
-        if workers > 1 and len(rows) > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(max_workers=workers) as ex:
-                prepared = list(ex.map(prepare, rows))
-        else:
-            prepared = [prepare(r) for r in rows]
+        prepared = _in_threads(prepare, rows, workers)
         for r, got in zip(rows, prepared):
             if got[0] == "slow":
                 slow.append(r)
@@ -1103,8 +1097,7 @@ def _resample_set_metrics(rows: list[_Row], ca, cb, ref, test, emb, seed_a, seed
     est_fast = max(sum(times) / workers, max(times)) if times else 0.0
     est_slow = sum(r.seconds for r in slow) * 4 * resamples
     # the recomputation runs in the same threads as the resamplers
-    est_total = (max((sum(times) + est_slow) / workers, max(times + [est_slow])) if times and workers > 1
-                 else est_fast + est_slow)
+    est_total = max((sum(times) + est_slow) / workers, max(times + [est_slow]))
     if ready:
         cheap = sum(1 for _, res, _ in ready if getattr(res, "cheap", False))
         more = (f", more for any of the {cheap} cheap one(s) whose first {resamples} permutations give p < "
@@ -1172,23 +1165,13 @@ def _resample_set_metrics(rows: list[_Row], ca, cb, ref, test, emb, seed_a, seed
             log(f"compare: [{done[0]}/{total}] recomputed {len(slow)} metric(s) from the rows in "
                 f"{_duration(time.perf_counter() - t0)}")
 
-    if workers > 1 and len(order) + bool(slow) > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        # the recomputation runs beside the resamplers (its own metrics' state, as each resampler's), and
-        # first when it is the longest job
-        jobs = [(t, resample_one, (r, res)) for r, res, t in order]
-        if slow:
-            jobs.append((est_slow / resamples, recompute_slow, ()))
-        jobs.sort(key=lambda j: -j[0])
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for f in [pool.submit(fn, *a) for _, fn, a in jobs]:
-                f.result()
-    else:
-        for r, res, _ in order:
-            resample_one(r, res)
-        if slow:
-            recompute_slow()
+    # the recomputation runs beside the resamplers (its own metrics' state, as each resampler's), and
+    # first when it is the longest job
+    jobs = [(t, resample_one, (r, res)) for r, res, t in order]
+    if slow:
+        jobs.append((est_slow / resamples, recompute_slow, ()))
+    jobs.sort(key=lambda j: -j[0])
+    _in_threads(lambda job: job[1](*job[2]), jobs, workers)
     for r in rows:
         perm, half_a, half_b = out[r.metric]
         if r.metric in extra:
@@ -1207,6 +1190,17 @@ def _resample_set_metrics(rows: list[_Row], ca, cb, ref, test, emb, seed_a, seed
             "extended": sorted(extra), "extended_permutations": EXTENDED_PERMUTATIONS, "extend_below": EXTEND_BELOW,
             "estimate_s": round(est_total, 1), "seconds": round(time.perf_counter() - t_start, 1),
             "permutations": resamples, "half_samples": resamples}
+
+
+def _in_threads(fn, items, workers: int) -> list:
+    """``[fn(x) for x in items]``, in up to ``workers`` threads (in order, one at a time, with one); the
+    results in the items' order, the first exception raised."""
+    if workers <= 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        return list(ex.map(fn, items))
 
 
 def resample_workers() -> int:

@@ -271,12 +271,12 @@ def stale_reason(d: dict, meta: dict) -> str | None:
     return None
 
 
-def read_run_meta(folder: Path, hint: str = "give a folder written by 'synthbench eval --out' or 'synthbench run'") -> dict:
+def read_run_meta(folder: Path) -> dict:
     """A result folder's run.json, checked: a folder without results.jsonl, a missing run.json and a
     damaged one (not JSON, not an object, no candidates) each raise one UserError naming the file."""
     folder = Path(folder)
     if not (folder / RESULTS).exists():
-        raise UserError(f"{folder}: no {RESULTS} here", hint)
+        raise UserError(f"{folder}: no {RESULTS} here", "give a folder written by 'synthbench eval --out' or 'synthbench run'")
     path = folder / "run.json"
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))

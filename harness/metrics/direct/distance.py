@@ -1132,6 +1132,17 @@ def mmd_resampler(ctx, permutations: int = 200, max_exact: int = 4000, subsample
     return res
 
 
+def _nearest_sorted(D, L: int):
+    """Per row of the distance matrix ``D``: the columns of its ``L`` smallest entries, nearest first
+    (equal distances in argpartition's order), and those distances."""
+    import numpy as np
+
+    part = np.argpartition(D, L - 1, axis=1)[:, :L]
+    dist = np.take_along_axis(D, part, axis=1)
+    order = np.argsort(dist, axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(dist, order, axis=1)
+
+
 class _PRDCResampler:
     """Precision, recall, density and coverage on any subset, from distances computed once: pooled x
     reference, pooled x pooled and reference x reference, in the arithmetic of :func:`prdc` (squared
@@ -1156,9 +1167,7 @@ class _PRDCResampler:
         np.fill_diagonal(self.Dpp, 0)
         np.fill_diagonal(self.Drr, 0)
         L = min(neighbours, self.n_p)
-        part = np.argpartition(self.Dpp, L - 1, axis=1)[:, :L]
-        order = np.argsort(np.take_along_axis(self.Dpp, part, axis=1), axis=1, kind="stable")
-        self.nbr = np.take_along_axis(part, order, axis=1)
+        self.nbr = _nearest_sorted(self.Dpp, L)[0]
         self.neighbours = int(neighbours)
         self._ref_lists, self._lists_lock = None, threading.Lock()
         self.radii: dict = {}
@@ -1177,16 +1186,8 @@ class _PRDCResampler:
     def _build_lists(self):
         import numpy as np
 
-        L = min(self.neighbours, self.m)
-        part = np.argpartition(self.Drr, L - 1, axis=1)[:, :L]
-        rnbr = np.take_along_axis(part, np.argsort(np.take_along_axis(self.Drr, part, axis=1), axis=1,
-                                                   kind="stable"), axis=1)
-        L2 = min(self.neighbours, self.n_p)
-        DprT = np.ascontiguousarray(self.Dpr.T)
-        part = np.argpartition(DprT, L2 - 1, axis=1)[:, :L2]
-        pd_ = np.take_along_axis(DprT, part, axis=1)
-        order = np.argsort(pd_, axis=1, kind="stable")
-        pnbr, pdist = np.take_along_axis(part, order, axis=1), np.take_along_axis(pd_, order, axis=1)
+        rnbr = _nearest_sorted(self.Drr, min(self.neighbours, self.m))[0]
+        pnbr, pdist = _nearest_sorted(np.ascontiguousarray(self.Dpr.T), min(self.neighbours, self.n_p))
         ub = self.Dpp[np.arange(self.n_p), self.nbr[:, -1]]
         near_row, near_ref = np.nonzero(self.Dpr < ub[:, None])
         return rnbr, pnbr, pdist, near_row, near_ref, self.Dpr[near_row, near_ref]
@@ -1339,6 +1340,17 @@ def prdc_coverage_resampler(ctx, k: int = 5, max_rows: int = 10000):
     return _prdc_resampler(ctx, "coverage", k, max_rows)
 
 
+def _label_codes(ctx):
+    """(pooled codes, reference codes, number of labels): the labels numbered in their sorted order (the
+    raw labels', as ``_perclass`` sorts them), so that code order is the metric's order of classes."""
+    import numpy as np
+
+    names = sorted(set(ctx.labels) | set(ctx.reference.labels))
+    code = {lab: i for i, lab in enumerate(names)}
+    return (np.array([code[x] for x in ctx.labels], dtype=np.int64),
+            np.array([code[x] for x in ctx.reference.labels], dtype=np.int64), len(names))
+
+
 def _perclass_prdc_values(engine, ctx, rows, ref_rows, k: int, min_rows: int) -> dict:
     """Per-class precision, recall and coverage of a subset, macro-averaged, as ``_perclass`` and
     :func:`prdc` compute them (the same classes, the same seeded equal-size samples, in the same order),
@@ -1354,7 +1366,7 @@ def _perclass_prdc_values(engine, ctx, rows, ref_rows, k: int, min_rows: int) ->
     key = ("perclass", hash(rows.tobytes()), None if ref_rows is None else hash(ref.tobytes()))
     if key in engine.cache:
         return engine.cache[key]
-    codes, ref_codes, n_labels = engine.label_codes
+    codes, ref_codes, n_labels = ctx.memo(("distance.perclass-label-codes",), lambda: _label_codes(ctx))
     rng = ctx.rng("perclass/prdc")
     cc, rc = codes[rows], ref_codes[ref]
     c_order, r_order = np.argsort(cc, kind="stable"), np.argsort(rc, kind="stable")
@@ -1398,7 +1410,6 @@ def _perclass_prdc_values(engine, ctx, rows, ref_rows, k: int, min_rows: int) ->
 
 
 def _perclass_prdc_resampler(ctx, which: str, k: int, min_rows: int):
-    import numpy as np
 
     from harness.stats.sufficient import Resampler
 
@@ -1408,11 +1419,6 @@ def _perclass_prdc_resampler(ctx, which: str, k: int, min_rows: int):
     if n * n * 4 > 1.5e9:
         return None
     engine = ctx.memo(("distance.prdc-resampler", k, 10_000), lambda: _PRDCResampler(ctx, k, 10_000))
-    if not hasattr(engine, "label_codes"):  # labels as codes in sorted order: the metric's order of classes
-        names = sorted(set(ctx.labels) | set(ctx.reference.labels))
-        code = {lab: i for i, lab in enumerate(names)}
-        engine.label_codes = (np.array([code[x] for x in ctx.labels], dtype=np.int64),
-                              np.array([code[x] for x in ctx.reference.labels], dtype=np.int64), len(names))
     return Resampler(lambda rows, ref_rows=None, test_rows=None:
                      _perclass_prdc_values(engine, ctx, rows, ref_rows, k, min_rows)[which],
                      "pooled and reference k-NN distances, per class")
