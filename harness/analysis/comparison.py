@@ -451,7 +451,10 @@ class VectorTable:
 
         self.base = embedder
         self.identity = getattr(embedder, "identity", None) or getattr(getattr(embedder, "spec", None), "identity", None)
+        import threading
+
         uniq = list(dict.fromkeys(texts))
+        self.lock = threading.Lock()  # metrics run in threads: texts not yet here are embedded one call at a time
         self.index = {t: i for i, t in enumerate(uniq)}
         self.matrix = np.asarray(embedder.embed(uniq, desc="embeddings (cache)")) if uniq else np.zeros((0, 1))
 
@@ -459,13 +462,17 @@ class VectorTable:
         import numpy as np
 
         texts = list(texts)
-        missing = list(dict.fromkeys(t for t in texts if t not in self.index))
-        if missing:
-            extra = np.asarray(self.base.embed(missing, desc=desc or "embedding"))
-            for t in missing:
-                self.index[t] = len(self.index)
-            self.matrix = np.vstack([self.matrix, extra]) if len(self.matrix) else extra
-        return self.matrix[[self.index[t] for t in texts]]
+        if any(t not in self.index for t in texts):
+            with self.lock:
+                missing = list(dict.fromkeys(t for t in texts if t not in self.index))
+                if missing:
+                    extra = np.asarray(self.base.embed(missing, desc=desc or "embedding"))
+                    matrix = np.vstack([self.matrix, extra]) if len(self.matrix) else extra
+                    self.matrix = matrix  # before the index names its rows: a reader never sees a row missing
+                    for t in missing:
+                        self.index[t] = len(self.index)
+        matrix = self.matrix
+        return matrix[[self.index[t] for t in texts]]
 
 
 def build_embedder(a: Side, b: Side, override: str | None, progress: bool):
@@ -516,36 +523,47 @@ def row_values(metric: str, ctx, score):
     return x
 
 
-def row_scheme(xa, xb, n_perm: int, rng) -> dict:
-    """Permutation test, interval and effect sizes for a mean of per-row values."""
+def row_schemes(pairs, n_perm: int, seed: int) -> list[dict]:
+    """Permutation test, interval and effect sizes for a mean of per-row values, for each ``(xa, xb)`` of
+    ``pairs``. Every metric's test draws the same relabellings (stream ``_rng(seed, 2)``), so metrics of
+    the same sizes share one draw: the same p-values as one draw per metric, for a third of the time
+    with the default set's three row metrics."""
     import numpy as np
 
     from harness.stats import cliffs_delta, hedges_g, newcombe_diff_ci
 
-    xa, xb = np.asarray(xa, dtype=np.float64), np.asarray(xb, dtype=np.float64)
-    na, nb = len(xa), len(xb)
-    diff = float(xb.mean() - xa.mean())
-    pool = np.concatenate([xa, xb])
-    total = pool.sum()
-    block = max(1, 2_000_000 // (na + nb))
-    null = []
-    for s in range(0, n_perm, block):
-        k = min(block, n_perm - s)
-        # a uniformly random A side: the positions of the na smallest of N uniforms (argpartition finds the
-        # same set as a full argsort, and the sums of these integer or 0/1 values do not depend on order)
-        idx = np.argpartition(rng.random((k, na + nb)), na - 1, axis=1)[:, :na]
-        sa = pool[idx].sum(axis=1)
-        null.append((total - sa) / nb - sa / na)
-    p, used = permutation_pvalue(diff, np.concatenate(null))
-    binary = bool(np.isin(pool, (0.0, 1.0)).all())
-    if binary:
-        ci = newcombe_diff_ci(int(xa.sum()), na, int(xb.sum()), nb)
-        interval = "Newcombe hybrid score (0/1 rows)"
-    else:
-        ci = welch_diff_ci(xa, xb) if na > 1 and nb > 1 else None
-        interval = "Welch t"
-    return {"diff": diff, "ci": list(ci) if ci else None, "p": p, "resamples": used, "effect": hedges_g(xa, xb),
-            "effect_kind": "Hedges' g", "interval": interval, "cliffs_delta": cliffs_delta(xa, xb)}
+    pairs = [(np.asarray(xa, dtype=np.float64), np.asarray(xb, dtype=np.float64)) for xa, xb in pairs]
+    nulls: list[list] = [[] for _ in pairs]
+    for na, nb in dict.fromkeys((len(xa), len(xb)) for xa, xb in pairs):
+        group = [i for i, (xa, xb) in enumerate(pairs) if (len(xa), len(xb)) == (na, nb)]
+        pools = [np.concatenate(pairs[i]) for i in group]
+        totals = [pool.sum() for pool in pools]
+        rng = _rng(seed, 2)
+        block = max(1, 2_000_000 // (na + nb))
+        for s in range(0, n_perm, block):
+            k = min(block, n_perm - s)
+            # a uniformly random A side: the positions of the na smallest of N uniforms (argpartition finds
+            # the same set as a full argsort, and the sums of these integer or 0/1 values do not depend on
+            # order)
+            idx = np.argpartition(rng.random((k, na + nb)), na - 1, axis=1)[:, :na]
+            for i, pool, total in zip(group, pools, totals):
+                sa = pool[idx].sum(axis=1)
+                nulls[i].append((total - sa) / nb - sa / na)
+    out = []
+    for (xa, xb), null in zip(pairs, nulls):
+        na, nb = len(xa), len(xb)
+        diff = float(xb.mean() - xa.mean())
+        p, used = permutation_pvalue(diff, np.concatenate(null))
+        if bool(np.isin(np.concatenate([xa, xb]), (0.0, 1.0)).all()):
+            ci = newcombe_diff_ci(int(xa.sum()), na, int(xb.sum()), nb)
+            interval = "Newcombe hybrid score (0/1 rows)"
+        else:
+            ci = welch_diff_ci(xa, xb) if na > 1 and nb > 1 else None
+            interval = "Welch t"
+        out.append({"diff": diff, "ci": list(ci) if ci else None, "p": p, "resamples": used,
+                    "effect": hedges_g(xa, xb), "effect_kind": "Hedges' g", "interval": interval,
+                    "cliffs_delta": cliffs_delta(xa, xb)})
+    return out
 
 
 # ----------------------------------------------------------------------------- utility: per test row
@@ -728,6 +746,10 @@ class _Row:
 
 @contextmanager
 def _one_blas_thread():
+    # scipy's OpenBLAS is loaded here, before the limit: threadpoolctl limits only the libraries already
+    # loaded, and one loaded later (by the first k-means) would run two BLAS threads inside scikit-learn's
+    # OpenMP loops, which OpenBLAS reports hundreds of times ("Detect OpenMP Loop") and oversubscribes
+    import scipy.linalg  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):
@@ -785,6 +807,17 @@ def compare(a_spec: str, b_spec: str, metrics: list[str] | None = None, resample
             not_compared.append({"metric": m, "reason": why})
             continue
         spec = registry.get(m)
+        # a metric without sufficient statistics that B's run took long to compute (both paths recompute it;
+        # --recompute also recomputes the others, whose cost the fast path would not pay, so they are not
+        # judged by it: the same set either way). The run's recorded time decides, not this machine's load;
+        # without one, the time of the recomputation below.
+        took = float(B.records[m].seconds or 0.0)
+        if not named and decl.resample == "set" and resampler_of(decl) is None and \
+                took * 4 * DEFAULT_RESAMPLES > SLOW_RECOMPUTE_S:
+            not_compared.append({"metric": m, "reason": f"slow to recompute ({took:.2f} s per evaluation in B's run, "
+                                 f"about {_duration(took * 4 * DEFAULT_RESAMPLES)} at {DEFAULT_RESAMPLES} "
+                                 f"resamples): name it with --metrics {m} to include it"})
+            continue
         args = {**spec.args, **_fn_args(spec, A.records[m])}
         rows.append(_Row(m, registry.MetricSpec(m, spec.target, args), spec.info.higher_is_better))
     if not rows:
@@ -813,33 +846,46 @@ def compare(a_spec: str, b_spec: str, metrics: list[str] | None = None, resample
 
     # single-threaded BLAS: small eigendecompositions and GEMMs repeated thousands of times run many times
     # faster on one thread than with OpenBLAS/OpenMP workers spin-waiting for busy cores
-    with _one_blas_thread(), _Prebuild(rows if fast else [], ca, cb, ref, test, emb, A.seed, B.seed) as prebuilt:
-        # observed values, recomputed on the evaluated rows and checked against the stored ones (meanwhile
-        # a second thread builds the sufficient statistics of the set-level metrics)
-        ctx = _contexts(ca, cb, ref, test, emb, A.seed, B.seed)
-        kept: list[_Row] = []
-        for r in rows:
+    workers = resample_workers()
+    with _one_blas_thread(), _Prebuild(rows if fast else [], ca, cb, ref, test, emb, A.seed, B.seed,
+                                       workers) as prebuilt:
+        # observed values, recomputed on the evaluated rows and checked against the stored ones, in the
+        # same threads that build the sufficient statistics of the set-level metrics
+        ctx = prebuilt.fixed
+
+        def side(r, which):
+            """The metric's Score on A's or B's rows and the seconds it took, or the MetricSkipped."""
+            t0 = time.perf_counter()
             try:
-                sa = r.spec(ctx.a)
-                t0 = time.perf_counter()  # timed on B: A's call paid the imports and the shared reference work
-                sb = r.spec(ctx.b)
-                r.seconds = time.perf_counter() - t0
+                score = r.spec(ctx.a if which == "a" else ctx.b)
             except MetricSkipped as e:
-                not_compared.append({"metric": r.metric, "reason": f"skipped when recomputed: {e}"})
+                return e, 0.0
+            return score, time.perf_counter() - t0
+
+        def cost(r, what):
+            sec = {w: float(getattr((A if w == "a" else B).records[r.metric], "seconds", 0.0) or 0.0) for w in "ab"}
+            return sec["a"] + sec["b"] if what == "statistics" else sec[what]
+
+        kept: list[_Row] = []
+        row_pairs: list = []
+        for r, (fa, fb) in zip(rows, prebuilt.start(side, rows, cost)):
+            (sa, _), (sb, r.seconds) = fa.result(), fb.result()  # seconds of B's: A's may pay shared work
+            skip = sa if isinstance(sa, MetricSkipped) else sb if isinstance(sb, MetricSkipped) else None
+            if skip is not None:
+                not_compared.append({"metric": r.metric, "reason": f"skipped when recomputed: {skip}"})
                 continue
             r.a, r.b = float(sa.value), float(sb.value)
             r.stored = (_stored(A.records[r.metric]), _stored(B.records[r.metric]))
-            for side, got, rec in ((A, r.a, A.records[r.metric]), (B, r.b, B.records[r.metric])):
+            for who, got, rec in ((A, r.a, A.records[r.metric]), (B, r.b, B.records[r.metric])):
                 want = _stored(rec)
                 if not math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-9):
-                    warnings.append(f"{r.metric}: recomputed {got:.6g} for {side.label} ({side.name}), stored {want:.6g}; "
+                    warnings.append(f"{r.metric}: recomputed {got:.6g} for {who.label} ({who.name}), stored {want:.6g}; "
                                     "the comparison uses the recomputed values")
             if "repeats" in (A.records[r.metric].details or {}) or "repeats" in (B.records[r.metric].details or {}):
                 r.notes.append("primary sample (the stored value is a mean over repeated samples)")
-            # a metric without sufficient statistics (both paths recompute it; --recompute also recomputes the
-            # others, whose cost the fast path would not pay, so they are not judged by it: the same set either way)
             recomputed = r.spec.info.resample == "set" and resampler_of(r.spec.info) is None
-            if not named and recomputed and r.seconds * 4 * DEFAULT_RESAMPLES > SLOW_RECOMPUTE_S:
+            if not named and recomputed and not B.records[r.metric].seconds and \
+                    r.seconds * 4 * DEFAULT_RESAMPLES > SLOW_RECOMPUTE_S:
                 not_compared.append({"metric": r.metric, "reason": f"slow to recompute ({r.seconds:.2f} s per evaluation, "
                                      f"about {_duration(r.seconds * 4 * DEFAULT_RESAMPLES)} at {DEFAULT_RESAMPLES} "
                                      f"resamples): name it with --metrics {r.metric} to include it"})
@@ -859,8 +905,12 @@ def compare(a_spec: str, b_spec: str, metrics: list[str] | None = None, resample
                 xa, xb = row_values(r.metric, ctx.a, sa), row_values(r.metric, ctx.b, sb)
                 if xa is not None and xb is not None:
                     r.scheme = "rows"
-                    r.result = row_scheme(xa, xb, max(resamples, ROW_PERMUTATIONS), _rng(seed, 2))
+                    row_pairs.append((r, xa, xb))
             kept.append(r)
+        # the row metrics' permutation tests, on one draw of relabellings
+        for (r, _, _), result in zip(row_pairs, row_schemes([(xa, xb) for _, xa, xb in row_pairs],
+                                                            max(resamples, ROW_PERMUTATIONS), seed)):
+            r.result = result
         rows = kept
         heavy = [r for r in rows if r.scheme == "recompute"]
         resampling = None
@@ -959,39 +1009,67 @@ def _agrees(got: float, want: float, tol: float) -> bool:
 
 
 class _Prebuild:
-    """The set-level metrics' sufficient statistics, built in one background thread (on the pooled rows,
-    in the metrics' order) while compare recomputes the observed values on the main thread; the same
-    contexts and objects the resampling then uses, so nothing differs but the time. A context manager:
-    leaving it waits for the thread (and drops what was not started)."""
+    """The pre-phase of a comparison in ``workers`` threads: the set-level metrics' sufficient statistics,
+    built on the pooled rows (with their values on A's and B's rows), and the observed values of every
+    metric on A and B (``observe``), all on one set of contexts, so that shared work (the reference's
+    neighbours, clusters and classifier) is computed once (:meth:`Context.memo` holds a lock per key);
+    the same contexts and objects the resampling then uses, so nothing differs but the time. The results
+    are taken in the metrics' order. A context manager: leaving it waits for the threads (and drops
+    what was not started)."""
 
-    def __init__(self, rows, ca, cb, ref, test, emb, seed_a, seed_b):
+    def __init__(self, rows, ca, cb, ref, test, emb, seed_a, seed_b, workers: int = 1):
         from harness.metrics.base import Context
 
         self.fixed = _contexts(ca, cb, ref, test, emb, seed_a, seed_b)
         self.pool = Context(pooled(ca, cb), seed_a, emb, reference=self.fixed.ref, test=self.fixed.test)
-        todo = [r for r in rows if r.spec.info.resample == "set" and resampler_of(r.spec.info) is not None]
-        self.futures = {}
+        self.n_a, self.n = len(ca), len(ca) + len(cb)
+        self.todo = [r for r in rows if r.spec.info.resample == "set" and resampler_of(r.spec.info) is not None]
+        self.futures: dict = {}
         self.ex = None
-        if todo and resample_workers() > 1:
+        if workers > 1:
             from concurrent.futures import ThreadPoolExecutor
 
-            self.ex = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compare-statistics")
-            self.futures = {r.metric: self.ex.submit(self._build, r) for r in todo}
+            self.ex = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="compare")
+
+    def start(self, side, rows, cost) -> list:
+        """Starts the statistics and ``side(r, "a")``, ``side(r, "b")`` for each row, longest first by
+        ``cost(r, what)`` (what: "a", "b" or "statistics"; the run's recorded seconds), and returns the
+        sides' ``(a, b)`` results, in the rows' order, as futures (values when there are no threads)."""
+        if self.ex is None:
+            return [(_Done(side(r, "a")), _Done(side(r, "b"))) for r in rows]
+        jobs = [(cost(r, "statistics"), 0, i, "statistics") for i, r in enumerate(self.todo)]
+        jobs += [(cost(r, w), 1, i, w) for i, r in enumerate(rows) for w in "ab"]
+        sides: dict = {}
+        for _, kind, i, what in sorted(jobs, key=lambda j: (-j[0], j[1], j[2], j[3])):
+            if kind == 0:
+                self.futures[self.todo[i].metric] = self.ex.submit(self._build, self.todo[i])
+            else:
+                sides[(i, what)] = self.ex.submit(side, rows[i], what)
+        return [(sides[(i, "a")], sides[(i, "b")]) for i in range(len(rows))]
 
     def _build(self, r):
+        """(resampler, its values on A's and B's rows, seconds, None) or (None, None, None, the error)."""
+        import numpy as np
+
+        t0 = time.perf_counter()
         try:
-            return resampler_of(r.spec.info)(self.pool, **_resampler_args(r)), None
+            res = resampler_of(r.spec.info)(self.pool, **_resampler_args(r))
+            ab = None
+            if res is not None:
+                ab = (res.value(np.arange(self.n_a, dtype=np.int64)), res.value(np.arange(self.n_a, self.n, dtype=np.int64)))
+            return res, ab, time.perf_counter() - t0, None
         except Exception as e:  # raised again where the resampler is asked for
-            return None, e
+            return None, None, None, e
 
     def has(self, r) -> bool:
         return r.metric in self.futures
 
     def get(self, r):
-        res, err = self.futures[r.metric].result()
+        """(resampler, values on A and B, build seconds) of a metric whose statistics were submitted."""
+        res, ab, took, err = self.futures[r.metric].result()
         if err is not None:
             raise err
-        return res
+        return res, ab, took
 
     def __enter__(self):
         return self
@@ -1000,6 +1078,16 @@ class _Prebuild:
         if self.ex is not None:
             self.ex.shutdown(wait=True, cancel_futures=True)
         return False
+
+
+class _Done:
+    """A finished future: ``result()`` of a value computed in place."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
 
 
 def _resample_set_metrics(rows: list[_Row], ca, cb, ref, test, emb, seed_a, seed_b, resamples, seed, progress,
@@ -1036,13 +1124,17 @@ def _resample_set_metrics(rows: list[_Row], ca, cb, ref, test, emb, seed_a, seed
                 return ("slow", "no sufficient statistics declared")
             t0 = time.perf_counter()
             try:
-                res = prebuilt.get(r) if prebuilt is not None and prebuilt.has(r) else fn(pool, **_resampler_args(r))
+                if prebuilt is not None and prebuilt.has(r):
+                    res, ab, build_s = prebuilt.get(r)
+                else:
+                    res, ab = fn(pool, **_resampler_args(r)), None
                 if res is None:
                     raise ValueError("its statistics do not represent it on these rows")
-                va, vb = res.value(ia), res.value(ib)
+                va, vb = ab if ab is not None else (res.value(ia), res.value(ib))
             except (MetricSkipped, ValueError) as e:
                 return ("slow", f"resampler unavailable: {e}")
-            build_s = time.perf_counter() - t0
+            if ab is None:
+                build_s = time.perf_counter() - t0
             if getattr(res, "approximate", None):
                 return ("ready", res, build_s, (va, vb))
             if not (_agrees(va, r.a, r.spec.info.tolerance) and _agrees(vb, r.b, r.spec.info.tolerance)):
@@ -1431,7 +1523,7 @@ def compare_corpora(ca, cb, ref=None, test=None, metrics: list[str] | None = Non
     resampling = None
     with _one_blas_thread():
         ctx = _contexts(ca, cb, ref, test, emb, seed, seed)
-        kept = []
+        kept, row_pairs = [], []
         for r in rows:
             try:
                 sa = r.spec(ctx.a)
@@ -1448,8 +1540,11 @@ def compare_corpora(ca, cb, ref=None, test=None, metrics: list[str] | None = Non
             xa, xb = row_values(r.metric, ctx.a, sa), row_values(r.metric, ctx.b, sb)
             if xa is not None and xb is not None:
                 r.scheme = "rows"
-                r.result = row_scheme(xa, xb, max(resamples, ROW_PERMUTATIONS), _rng(seed, 2))
+                row_pairs.append((r, xa, xb))
             kept.append(r)
+        for (r, _, _), result in zip(row_pairs, row_schemes([(xa, xb) for _, xa, xb in row_pairs],
+                                                            max(resamples, ROW_PERMUTATIONS), seed)):
+            r.result = result
         rows = kept
         heavy = [r for r in rows if r.scheme == "recompute"]
         if heavy:

@@ -5,7 +5,8 @@
 - ``rank``: Spearman's rho with its Fisher-z interval, Spearman / Kendall pooled within blocks, DeLong's AUC;
 - ``conformal``: conformal p-values against a reference, Benjamini-Hochberg selection and q-values;
 - ``effects``: Hedges' g, Cliff's delta, the exact McNemar test;
-- ``knn``: the nearest-neighbour service (k-NN radii within a set, nearest row of another set).
+- ``knn``: the nearest-neighbour service (k-NN radii within a set, nearest row of another set);
+- ``linalg``: ``eigvalsh``, numpy's symmetric eigenvalues with the GIL released (for threads).
 
 Importing this package is cheap: numpy, scipy and scikit-learn are imported inside the functions.
 """

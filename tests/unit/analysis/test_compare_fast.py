@@ -141,3 +141,20 @@ def test_parallel_workers_give_the_numbers_of_one(pair, monkeypatch):
 
     with pytest.raises(UserError, match="SYNTHBENCH_COMPARE_WORKERS"):
         compare_corpora(ca, cb, ref, metrics=["semantic/vendi"], resamples=5, seed=2, embedder=emb)
+
+
+def test_row_metrics_share_one_draw_without_changing_their_tests():
+    """Row metrics of the same sizes share one draw of relabellings (the same stream each used alone)."""
+    import numpy as np
+
+    from harness.analysis.comparison import row_schemes
+
+    rng = np.random.default_rng(3)
+    pairs = [(rng.integers(0, 2, 300).astype(float), rng.integers(0, 2, 250).astype(float)),
+             (rng.poisson(9, 300).astype(float), rng.poisson(10, 250).astype(float)),
+             (rng.integers(0, 2, 40).astype(float), rng.integers(0, 2, 60).astype(float))]
+    together = row_schemes(pairs, 3000, seed=5)
+    for pair, got in zip(pairs, together):
+        assert got == row_schemes([pair], 3000, seed=5)[0]
+    assert together[1]["p"] < 0.05 and together[1]["interval"] == "Welch t"
+    assert together[0]["interval"].startswith("Newcombe")
