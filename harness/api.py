@@ -416,6 +416,10 @@ def execute(candidates, reference, test, specs, out, *, seed: int = 0, sample_si
         "failed": [list(x) for x in outcome.failed],
         **(extra_meta or {}),
     }
+    if out is not None and meta.get("load"):
+        from harness.analysis.comparison import relative_to_out
+
+        meta["load"] = relative_to_out(meta["load"], out)  # the rows stay reloadable where the folder is cloned
     result = Run(results=outcome.results, meta=meta, skipped=outcome.skipped, failed=outcome.failed,
                  computed=outcome.computed, reused=outcome.reused, out=out, evaluated=outcome.evaluated,
                  store=outcome.store)

@@ -160,6 +160,39 @@ def suite_load_record(suite_path) -> dict:
             "data_root": str(data_root().resolve())}
 
 
+def relative_to_out(load: dict, out) -> dict:
+    """``load`` with ``from_out``: each recorded absolute path also relative to the results folder, so that
+    a folder copied or cloned together with what surrounds it (a committed report beside its suite files
+    and the data checkout) reloads its rows on another machine, where the absolute paths do not exist."""
+    base = Path(out).resolve()
+
+    def rel(p):
+        if not isinstance(p, str) or p.startswith(("builtin:", "hf:")) or not Path(p).is_absolute():
+            return None
+        try:
+            return os.path.relpath(p, base)
+        except ValueError:  # another drive
+            return None
+
+    out_rel = {k: rel(load.get(k)) for k in ("suite", "data_root", "reference", "test", "schema") if load.get(k)}
+    if load.get("candidates") is not None:
+        out_rel["candidates"] = [[n, rel(p)] for n, p in load["candidates"]]
+    return {**load, "from_out": out_rel}
+
+
+def _locate(recorded: str | None, *others: str | None) -> str | None:
+    """The first of the recorded path and ``others`` (the same file found another way) that exists, else the
+    recorded path, so that the error names what the run read."""
+    for p in (recorded, *others):
+        if p and (p.startswith(("builtin:", "hf:")) or Path(p).expanduser().exists()):
+            return p
+    return recorded
+
+
+def _from_out(side: Side, rel: str | None) -> str | None:
+    return str(side.folder / rel) if rel else None
+
+
 # ----------------------------------------------------------------------------- the two sides
 
 @dataclass
@@ -259,10 +292,19 @@ def _loaded_inputs(side: Side, want_reference: bool, want_test: bool):
         from harness.data.suite import load_dataset, load_suite
 
         cwd = load.get("cwd")
-        file = load.get("suite") or _in_dir((meta.get("suite") or {}).get("file"), cwd)
+        rel = load.get("from_out") or {}
+        declared = (meta.get("suite") or {}).get("file")
+        # on another machine the recorded absolute paths are missing: the suite relative to the results
+        # folder, or as it was given (from the run's folder, then from here); the data likewise, or where
+        # this session's SYNTHBENCH_DATA points (the fingerprints below catch other data)
+        file = _locate(load.get("suite") or _in_dir(declared, cwd), _from_out(side, rel.get("suite")),
+                       _in_dir(declared, cwd), declared)
         if not file:
             raise UserError(f"{side.folder}/run.json: no suite file recorded", "rerun 'synthbench run' into this folder")
-        with _env("SYNTHBENCH_DATA", load.get("data_root")):
+        from harness.data.suite import data_root
+
+        root = _locate(load.get("data_root"), _from_out(side, rel.get("data_root")), str(data_root()))
+        with _env("SYNTHBENCH_DATA", root):
             suite = load_suite(file)
             reference = load_dataset(suite.reference, suite.normalize, schema=suite.schema)
             test = load_dataset(suite.test, suite.normalize) if (suite.test and want_test) else None
@@ -283,13 +325,18 @@ def _loaded_inputs(side: Side, want_reference: bool, want_test: bool):
         cwd = load.get("cwd")
         fields = FieldMap(**load["fields"]) if load.get("fields") else FieldMap()
         split = load.get("split")
+        rel = load.get("from_out") or {}
+        rel_cands = dict(rel.get("candidates") or [])
         if load.get("candidates") is not None:
-            cand_specs = {n: _in_dir(p, cwd) for n, p in load["candidates"]}
+            cand_specs = {n: _locate(_in_dir(p, cwd), _from_out(side, rel_cands.get(n))) for n, p in load["candidates"]}
         else:  # run.json from before the load record: the recorded sources, default columns
             cand_specs = {c["name"]: c["source"] for c in meta.get("candidates") or []}
-        ref_spec = _in_dir(load.get("reference"), cwd) if load else (meta.get("reference") or {}).get("source")
-        test_spec = _in_dir(load.get("test"), cwd) if load else (meta.get("test") or {}).get("source")
-        schema = load_schema_file(_in_dir(load["schema"], cwd)) if load.get("schema") else None
+        ref_spec = (_locate(_in_dir(load.get("reference"), cwd), _from_out(side, rel.get("reference"))) if load
+                    else (meta.get("reference") or {}).get("source"))
+        test_spec = (_locate(_in_dir(load.get("test"), cwd), _from_out(side, rel.get("test"))) if load
+                     else (meta.get("test") or {}).get("source"))
+        schema = (load_schema_file(_locate(_in_dir(load["schema"], cwd), _from_out(side, rel.get("schema"))))
+                  if load.get("schema") else None)
         holdout = load.get("holdout")
         seed = side.seed
         need_ref = ref_spec is not None and (want_reference or role == "reference" or schema is not None

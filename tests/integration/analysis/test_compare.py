@@ -288,3 +288,58 @@ def test_half_sample_interval_is_calibrated():
             est.append(row.result["half_sample_sd"])
         ratio = float(np.mean(est)) / true_sd
         assert 0.8 < ratio < 1.25, (name, ratio)
+
+
+def test_a_results_folder_compares_after_a_move(capsys, tmp_path, monkeypatch, cache_dir):
+    """A suite run whose checkout and data moved (a committed report cloned on another machine): the
+    absolute paths in run.json are gone, and compare finds the suite and the data relative to the
+    results folder, or, for a run.json written before that was recorded, as the suite gave them."""
+    rows = read_jsonl(shared(CLINC) / "human.jsonl")[:240]
+    m1 = tmp_path / "m1"
+    data = m1 / "shared" / "data" / "x"
+    data.mkdir(parents=True)
+    for name, part in (("a", rows[:80]), ("b", rows[80:160]), ("ref", rows[160:])):
+        _write(data / f"{name}.jsonl", [{"text": r["text"], "label": r["label"]} for r in part])
+    (m1 / "repo" / "suites").mkdir(parents=True)
+    (m1 / "repo" / "suites" / "s.yaml").write_text("""name: moved
+reference: {name: real, path: x/ref.jsonl}
+candidates:
+  - {name: a, path: x/a.jsonl}
+  - {name: b, path: x/b.jsonl}
+metrics: [lexical/distinct-2, dup/exact-rate, length/mean-words]
+""")
+    monkeypatch.chdir(m1 / "repo")
+    monkeypatch.setenv("SYNTHBENCH_DATA", str(m1 / "shared" / "data"))
+    assert main(["run", "suites/s.yaml", "--out", "reports/moved", "--no-progress"]) == 0
+    load = json.loads((m1 / "repo" / "reports" / "moved" / "run.json").read_text())["load"]
+    assert load["from_out"] == {"suite": "../../suites/s.yaml", "data_root": "../../../shared/data"}
+    assert _eval(f"a={data / 'a.jsonl'}", f"b={data / 'b.jsonl'}", "--reference", data / "ref.jsonl", "--out",
+                 "reports/eval", "--metrics", "lexical/distinct-2,dup/exact-rate") == 0
+    rel = json.loads((m1 / "repo" / "reports" / "eval" / "run.json").read_text())["load"]["from_out"]
+    assert rel["reference"] == "../../../shared/data/x/ref.jsonl" and rel["candidates"][1] == ["b", "../../../shared/data/x/b.jsonl"]
+
+    m2 = tmp_path / "m2"
+    shutil.move(str(m1), str(m2))  # the recorded absolute paths no longer exist
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SYNTHBENCH_DATA", str(tmp_path / "nowhere"))
+    folder = m2 / "repo" / "reports" / "moved"
+    code, text, err = _compare(capsys, f"{folder}:a", f"{folder}:b", "--resamples", 20, "--out", tmp_path / "c.md")
+    assert code == 0, err
+    assert {m["metric"] for m in json.loads((tmp_path / "c.json").read_text())["metrics"]} >= {"lexical/distinct-2"}
+    ev = m2 / "repo" / "reports" / "eval"
+    code, text, err = _compare(capsys, f"{ev}:a", f"{ev}:b", "--resamples", 20, "--out", tmp_path / "ev.md")
+    assert code == 0, err
+
+    # a run.json from before the relative paths were recorded: the suite file as the suite run was given
+    # it, from where compare is started, and this session's data root
+    meta = json.loads((folder / "run.json").read_text())
+    del meta["load"]["from_out"]
+    (folder / "run.json").write_text(json.dumps(meta))
+    monkeypatch.chdir(m2 / "repo")
+    monkeypatch.setenv("SYNTHBENCH_DATA", str(m2 / "shared" / "data"))
+    code, text, err = _compare(capsys, "reports/moved:a", "reports/moved:b", "--resamples", 20, "--out", tmp_path / "d.md")
+    assert code == 0, err
+    # and with nothing to find, one line that names the missing suite file
+    monkeypatch.chdir(tmp_path)
+    code, text, err = _compare(capsys, f"{folder}:a", f"{folder}:b", "--resamples", 20, "--out", tmp_path / "e.md")
+    assert code == 2 and "s.yaml" in err and "Traceback" not in err
