@@ -916,7 +916,10 @@ def compare(a_spec: str, b_spec: str, metrics: list[str] | None = None, resample
         kept: list[_Row] = []
         row_pairs: list = []
         for r, (fa, fb) in zip(rows, prebuilt.start(side, rows, cost)):
-            (sa, _), (sb, r.seconds) = fa.result(), fb.result()  # seconds of B's: A's may pay shared work
+            (sa, _), (sb, took) = fa.result(), fb.result()
+            # one evaluation's time (the estimate of a recomputed metric): B's run's record, measured alone;
+            # here A and B run side by side and either may pay the shared work, or wait for it
+            r.seconds = float(B.records[r.metric].seconds or 0.0) or took
             skip = sa if isinstance(sa, MetricSkipped) else sb if isinstance(sb, MetricSkipped) else None
             if skip is not None:
                 not_compared.append({"metric": r.metric, "reason": f"skipped when recomputed: {skip}"})
@@ -932,7 +935,7 @@ def compare(a_spec: str, b_spec: str, metrics: list[str] | None = None, resample
                 r.notes.append("primary sample (the stored value is a mean over repeated samples)")
             recomputed = r.spec.info.resample == "set" and resampler_of(r.spec.info) is None
             if not named and recomputed and not B.records[r.metric].seconds and \
-                    r.seconds * 4 * DEFAULT_RESAMPLES > SLOW_RECOMPUTE_S:
+                    r.seconds * 4 * DEFAULT_RESAMPLES > SLOW_RECOMPUTE_S:  # no recorded time: the measured one
                 not_compared.append({"metric": r.metric, "reason": f"slow to recompute ({r.seconds:.2f} s per evaluation, "
                                      f"about {_duration(r.seconds * 4 * DEFAULT_RESAMPLES)} at {DEFAULT_RESAMPLES} "
                                      f"resamples): name it with --metrics {r.metric} to include it"})
