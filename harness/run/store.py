@@ -191,11 +191,11 @@ class ResultStore(_Records):
         from harness.run import outdir
         from harness.run.flags import write_flags
 
-        if not self.out_dir.exists():  # nothing was written (every metric skipped): no flags to write either
-            if any(getattr(r, "rows", None) for r in results):
-                self._claim()
-            else:
-                return None
+        if not self.out_dir.exists() and not any(getattr(r, "rows", None) for r in results):
+            return None  # nothing was written (every metric skipped): no flags to write either
+        # claimed before the flags are written even when every record was reused (a rerun of validate, whose
+        # per-cell folders sit inside its claimed --out: unclaimed, they were refused as another's files)
+        self._claim()
         with outdir.lock(self.out_dir):  # the row files another run is writing are never pruned
             if self.path.exists() and keep_keys is not None:
                 disk, _ = _read_records(self.path)

@@ -592,6 +592,18 @@ def _contamination_split(ctx, recipe, seeds, params, n, near):
 
 _CONTAM = dict(needs=lambda args: ("texts", "labels", "embeddings", "test"), resample="none", seeded=True,
                size_dependent=True, cost="heavy", no_identity="trains on the candidate: not a distance")
+# measured by `synthbench validate` on BBC News (200-row samples, 300 test rows) and Banking77 (500, 500), 3 repeats
+_SELF_CONTAMINATED = (
+    "The check has little to measure on either corpus: both hold near-duplicate rows across their own "
+    "splits, so a clean sample already matches test rows (a shared word 13-gram or cosine >= 0.95: BBC News "
+    "9-12 of 300, Banking77 14-26 of 500), and the classifiers get nearly all of them right at severity 0 "
+    "(contaminated accuracy 1.0 on BBC News and for minilm-lr on Banking77, 0.92-0.94 for tfidf-lr there). "
+    "Test copies take it to its ceiling at the first step (0.98-1.0 at 25% and at 50%, with 55-65 and "
+    "106-112 matched rows on BBC News, 139-143 and 258-261 on Banking77), a response that a monotone rank "
+    "test over three severities cannot pass (tfidf-lr on Banking77: rho +0.70 [-0.03, +0.94], +0.068 at "
+    "25%, +0.066 at 50%); the gap is then about 1 minus clean accuracy, which copies move only through "
+    "the clean rows. What test-copy does raise, the number of matched rows, is what "
+    "contam/test-ngram-overlap and contam/test-near-match report (both pass, rho +0.99 and +0.96).")
 
 
 def _subset_score(job, correct, rows, d) -> Score:
@@ -606,7 +618,7 @@ def _subset_score(job, correct, rows, d) -> Score:
 
 
 @metric(variants=_variants("contaminated-accuracy", RECIPES[:2], n=13, near=0.95), bounds=(0, 1),
-        higher_is_better=None, expect={"test-copy": "+"}, **_CONTAM)
+        higher_is_better=None, expect={"test-copy": "+"}, limits={"test-copy": _SELF_CONTAMINATED}, **_CONTAM)
 def contaminated_accuracy(ctx, recipe="tfidf-lr", seeds=3, n=13, near=0.95, **params) -> Score:
     """TSTR accuracy on the real test rows the candidate contains (exact, 13-gram or near copies); no direction.
 
@@ -644,7 +656,7 @@ def clean_accuracy(ctx, recipe="tfidf-lr", seeds=3, n=13, near=0.95, **params) -
 
 
 @metric(variants=_variants("contaminated-gap", RECIPES[:2], n=13, near=0.95), bounds=(-1, 1),
-        higher_is_better=False, expect={"test-copy": "+"}, **_CONTAM)
+        higher_is_better=False, expect={"test-copy": "+"}, limits={"test-copy": _SELF_CONTAMINATED}, **_CONTAM)
 def contaminated_gap(ctx, recipe="tfidf-lr", seeds=3, n=13, near=0.95, **params) -> Score:
     """Accuracy on the contaminated test rows minus accuracy on the clean ones; lower is better, ≈ 0 when honest.
 

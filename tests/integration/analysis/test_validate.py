@@ -331,7 +331,11 @@ def test_validate_bbc_end_to_end(tmp_path, cache_dir):
     assert (out / "figures" / "validity.png").stat().st_size > 10_000
     assert (out / "figures" / "validity.svg").exists()
     assert (out / ".gitignore").read_text().strip().endswith("raw/")
-    # a rerun reuses every per-candidate result and writes the same report
+    # a rerun reuses every per-candidate result and writes the same report, also from a new process (whose
+    # claims on the per-candidate folders inside --out start empty: they were once refused as others' files)
+    from harness.run import outdir
+
+    outdir._claimed.clear()
     assert cli.main(["validate", "builtin:bbc-news", "--out", str(out), "--no-progress",
                      "--metrics", "dup/exact-rate,lexical/distinct-2,surface/label-jsd,contam",
                      "--corruptions", "exact-dup,label-noise,test-copy",
@@ -355,3 +359,23 @@ def test_take_and_with_rows_keep_fields():
     w = V.with_rows(c, {1: ("B2", "q", {"title": "T"})})
     assert w.texts == ("a", "B2", "c") and w.labels == ("x", "q", "z") and w.fields["title"] == ("A", "T", "C")
     assert replace(w, name="n").name == "n"
+
+
+def test_a_rerun_from_a_new_process_reuses_the_cells(tmp_path):
+    """validate's --out is reused on rerun: every per-candidate result is read back, the report rewritten.
+    A new process starts with no claims on the per-candidate folders inside --out; their flag files were
+    once refused there as files synthbench had not written (exit 2 on every rerun)."""
+    from harness import cli
+    from harness.run import outdir
+
+    out = tmp_path / "v"
+    argv = ["validate", "builtin:bbc-news", "--out", str(out), "--no-progress", "--metrics",
+            "dup/exact-rate,lexical/distinct-2", "--corruptions", "exact-dup", "--severities", "0,0.5",
+            "--repeats", "3", "--sample-size", "30", "--test-size", "30"]
+    code = cli.main(argv)
+    first = json.loads((out / "validity.json").read_text())
+    outdir._claimed.clear()  # what a new process holds
+    assert cli.main(argv) == code
+    again = json.loads((out / "validity.json").read_text())
+    assert again["cells"] == first["cells"]
+    assert again["meta"]["results_computed"] == 0 and again["meta"]["results_reused"] > 0
