@@ -1061,7 +1061,7 @@ def _agrees(got: float, want: float, tol: float) -> bool:
 class _Prebuild:
     """The pre-phase of a comparison in ``workers`` threads: the set-level metrics' sufficient statistics,
     built on the pooled rows (with their values on A's and B's rows), and the observed values of every
-    metric on A and B (``observe``), all on one set of contexts, so that shared work (the reference's
+    metric on A and B (:meth:`start`), all on one set of contexts, so that shared work (the reference's
     neighbours, clusters and classifier) is computed once (:meth:`Context.memo` holds a lock per key);
     the same contexts and objects the resampling then uses, so nothing differs but the time. The results
     are taken in the metrics' order. A context manager: leaving it waits for the threads (and drops
