@@ -30,12 +30,11 @@ def _dsyevd():
                 from scipy.linalg import cython_lapack
 
                 cap = cython_lapack.__pyx_capi__["dsyevd"]
-                api = ctypes.pythonapi
-                api.PyCapsule_GetName.restype = ctypes.c_char_p
-                api.PyCapsule_GetName.argtypes = [ctypes.py_object]
-                api.PyCapsule_GetPointer.restype = ctypes.c_void_p
-                api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
-                ptr = api.PyCapsule_GetPointer(cap, api.PyCapsule_GetName(cap))
+                # private prototypes (ctypes.pythonapi's shared function objects are left as they are)
+                get_name = ctypes.PYFUNCTYPE(ctypes.c_char_p, ctypes.py_object)(("PyCapsule_GetName", ctypes.pythonapi))
+                get_ptr = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
+                    ("PyCapsule_GetPointer", ctypes.pythonapi))
+                ptr = get_ptr(cap, get_name(cap))
                 i, d = ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_double)
                 # dsyevd(jobz, uplo, n, a, lda, w, work, lwork, iwork, liwork, info), Fortran arguments
                 proto = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, i, d, i, d, d, i, i, i, i)

@@ -263,7 +263,7 @@ def test_half_sample_interval_is_calibrated():
     """The half-sample SD of B - A against the true SD over independent disjoint samples (CLINC150 ChatGPT
     paraphrases, 200 rows a side), with the level rescaling of size-dependent metrics."""
     from harness import metrics as registry
-    from harness.analysis.comparison import _recompute, _Row
+    from harness.analysis.comparison import _resample_set_metrics, _Row
     from harness.metrics.base import Context
     from harness.types import Corpus
 
@@ -284,7 +284,7 @@ def test_half_sample_interval_is_calibrated():
             idx = rng.choice(len(texts), 2 * n, replace=False)
             ca, cb = corpus(idx[:n]), corpus(idx[n:])
             row = _Row(name, spec, spec.info.higher_is_better, a=value(ca), b=value(cb))
-            _recompute([row], ca, cb, None, None, None, 0, 0, 100, k, False)
+            _resample_set_metrics([row], ca, cb, None, None, None, 0, 0, 100, k, False, lambda m: None, extend=False)
             est.append(row.result["half_sample_sd"])
         ratio = float(np.mean(est)) / true_sd
         assert 0.8 < ratio < 1.25, (name, ratio)
