@@ -49,6 +49,21 @@ def _is_synthbench_results(path: Path) -> bool:
     return False
 
 
+def _is_row_file(path: Path, rel: str) -> bool:
+    """A result's findings as :func:`harness.run.flags.save_rows` writes them: ``rows/<key>.json`` holding a
+    JSON object with that signature key, a metric and the rows by reason. Only synthbench writes such a
+    file; one restored by git (a committed report's) is taken back instead of refused."""
+    parts = rel.split("/")
+    if len(parts) != 2 or parts[0] != "rows" or not parts[1].endswith(".json"):
+        return False
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (isinstance(d, dict) and d.get("signature_key") == parts[1][:-5] and isinstance(d.get("metric"), str)
+            and isinstance(d.get("rows"), dict) and "format" in d)
+
+
 def _written_before(root: Path) -> bool:
     """A folder synthbench wrote before the marker existed (or whose marker git does not keep): its
     results.jsonl holds synthbench records, its report.md is a synthbench report, or its run.json /
@@ -227,7 +242,7 @@ def write_bytes(path, data: bytes) -> None:
         files = _claimed[root]
         if rel not in files and path.exists():
             files |= _read_manifest(root)  # another run into this folder may have written it
-            if rel not in files:
+            if rel not in files and not _is_row_file(path, rel):
                 raise UserError(f"{path}: exists and was not written by synthbench (it is kept)",
                                 "move it out of the output folder, or choose another --out folder")
         _atomic(path, data)

@@ -149,6 +149,35 @@ def test_a_committed_report_folder_is_adopted_as_make_demo_finds_it(tmp_path):
     outdir.release(out)
 
 
+def test_row_files_restored_by_git_are_taken_back_others_are_kept(tmp_path, capsys):
+    """`make demo` at another precision, `git checkout reports/demo`, `make demo` again: the restored row
+    files are synthbench's own findings (rows/<key>.json with that key), though the ignored manifest of the
+    middle run no longer lists them; they are rewritten, not refused. A file of any other shape there is
+    still never overwritten."""
+    from harness.run import outdir
+
+    data, out = _rows(tmp_path / "d.jsonl", [{"text": t} for t in ["a b c", "a b c", "d e f", "g h i"]]), tmp_path / "o"
+    argv = ["eval", data, "--out", out, "-m", "dup/exact-rate", "--no-progress"]
+    assert _cli(argv, capsys)[0] == 0
+    (row,) = (out / "rows").iterdir()
+    manifest = json.loads((out / ".synthbench").read_text(encoding="utf-8"))
+    manifest["files"] = [f for f in manifest["files"] if not f.startswith("rows/")]  # as after the other run
+    (out / ".synthbench").write_text(json.dumps(manifest), encoding="utf-8")
+    (out / "results.jsonl").unlink()  # its records were of the other precision: recomputed
+    outdir.release(out)
+    assert _cli(argv, capsys)[0] == 0
+    assert f"rows/{row.name}" in json.loads((out / ".synthbench").read_text(encoding="utf-8"))["files"]
+    # the same name holding something else (here, the user's JSON) is refused, and kept
+    manifest["files"] = [f for f in manifest["files"] if not f.startswith("rows/")]
+    (out / ".synthbench").write_text(json.dumps(manifest), encoding="utf-8")
+    row.write_text('{"mine": true}\n', encoding="utf-8")
+    (out / "results.jsonl").unlink()
+    outdir.release(out)
+    code, _, err = _cli(argv, capsys)
+    _one_line(code, err, row.name, "not written by synthbench")
+    assert row.read_text(encoding="utf-8") == '{"mine": true}\n'
+
+
 # ----------------------------------------------------------------------------- 4. concurrent runs
 
 def test_two_runs_into_one_folder_at_once_keep_both(tmp_path):
