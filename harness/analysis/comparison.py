@@ -765,6 +765,22 @@ def _contexts(ca, cb, ref, test, emb, seed_a: int, seed_b: int) -> _Ctxs:
                  Context(cb, seed_b, emb, reference=ref_ctx, test=test_ctx), ref_ctx, test_ctx)
 
 
+def _recorded_seconds(side: Side, metric: str) -> float:
+    """The seconds the run recorded for one evaluation of ``metric`` (0 when it recorded none)."""
+    return float(side.records[metric].seconds or 0.0)
+
+
+def _too_slow(metric: str, info, seconds: float, where: str) -> str | None:
+    """Why a set-level metric without sufficient statistics is left out by default (both paths recompute
+    it from the rows of every resample; --recompute also recomputes the others, whose cost the fast path
+    would not pay, so they are not judged by it: the same set either way), or None."""
+    total = seconds * 4 * DEFAULT_RESAMPLES
+    if info.resample != "set" or resampler_of(info) is not None or total <= SLOW_RECOMPUTE_S:
+        return None
+    return (f"slow to recompute ({seconds:.2f} s per evaluation{' ' + where if where else ''}, about "
+            f"{_duration(total)} at {DEFAULT_RESAMPLES} resamples): name it with --metrics {metric} to include it")
+
+
 def _stored(record) -> float:
     rep = (record.details or {}).get("repeats")
     if isinstance(rep, dict) and rep.get("values"):
@@ -854,16 +870,10 @@ def compare(a_spec: str, b_spec: str, metrics: list[str] | None = None, resample
             not_compared.append({"metric": m, "reason": why})
             continue
         spec = registry.get(m)
-        # a metric without sufficient statistics that B's run took long to compute (both paths recompute it;
-        # --recompute also recomputes the others, whose cost the fast path would not pay, so they are not
-        # judged by it: the same set either way). The run's recorded time decides, not this machine's load;
-        # without one, the time of the recomputation below.
-        took = float(B.records[m].seconds or 0.0)
-        if not named and decl.resample == "set" and resampler_of(decl) is None and \
-                took * 4 * DEFAULT_RESAMPLES > SLOW_RECOMPUTE_S:
-            not_compared.append({"metric": m, "reason": f"slow to recompute ({took:.2f} s per evaluation in B's run, "
-                                 f"about {_duration(took * 4 * DEFAULT_RESAMPLES)} at {DEFAULT_RESAMPLES} "
-                                 f"resamples): name it with --metrics {m} to include it"})
+        # judged by B's run's recorded time, not this machine's load; without one, after the recomputation below
+        why = None if named else _too_slow(m, decl, _recorded_seconds(B, m), "in B's run")
+        if why:
+            not_compared.append({"metric": m, "reason": why})
             continue
         args = {**spec.args, **_fn_args(spec, A.records[m])}
         rows.append(_Row(m, registry.MetricSpec(m, spec.target, args), spec.info.higher_is_better))
@@ -910,7 +920,7 @@ def compare(a_spec: str, b_spec: str, metrics: list[str] | None = None, resample
             return score, time.perf_counter() - t0
 
         def cost(r, what):
-            sec = {w: float(getattr((A if w == "a" else B).records[r.metric], "seconds", 0.0) or 0.0) for w in "ab"}
+            sec = {"a": _recorded_seconds(A, r.metric), "b": _recorded_seconds(B, r.metric)}
             return sec["a"] + sec["b"] if what == "statistics" else sec[what]
 
         kept: list[_Row] = []
@@ -919,7 +929,7 @@ def compare(a_spec: str, b_spec: str, metrics: list[str] | None = None, resample
             (sa, _), (sb, took) = fa.result(), fb.result()
             # one evaluation's time (the estimate of a recomputed metric): B's run's record, measured alone;
             # here A and B run side by side and either may pay the shared work, or wait for it
-            r.seconds = float(B.records[r.metric].seconds or 0.0) or took
+            r.seconds = _recorded_seconds(B, r.metric) or took
             skip = sa if isinstance(sa, MetricSkipped) else sb if isinstance(sb, MetricSkipped) else None
             if skip is not None:
                 not_compared.append({"metric": r.metric, "reason": f"skipped when recomputed: {skip}"})
@@ -933,12 +943,9 @@ def compare(a_spec: str, b_spec: str, metrics: list[str] | None = None, resample
                                     "the comparison uses the recomputed values")
             if "repeats" in (A.records[r.metric].details or {}) or "repeats" in (B.records[r.metric].details or {}):
                 r.notes.append("primary sample (the stored value is a mean over repeated samples)")
-            recomputed = r.spec.info.resample == "set" and resampler_of(r.spec.info) is None
-            if not named and recomputed and not B.records[r.metric].seconds and \
-                    r.seconds * 4 * DEFAULT_RESAMPLES > SLOW_RECOMPUTE_S:  # no recorded time: the measured one
-                not_compared.append({"metric": r.metric, "reason": f"slow to recompute ({r.seconds:.2f} s per evaluation, "
-                                     f"about {_duration(r.seconds * 4 * DEFAULT_RESAMPLES)} at {DEFAULT_RESAMPLES} "
-                                     f"resamples): name it with --metrics {r.metric} to include it"})
+            why = None if named or _recorded_seconds(B, r.metric) else _too_slow(r.metric, r.spec.info, r.seconds, "")
+            if why:  # no recorded time: the measured one
+                not_compared.append({"metric": r.metric, "reason": why})
                 continue
             if r.spec.info.resample == "test-rows":
                 r.scheme = "test-rows"
@@ -1084,9 +1091,9 @@ class _Prebuild:
     def start(self, side, rows, cost) -> list:
         """Starts the statistics and ``side(r, "a")``, ``side(r, "b")`` for each row, longest first by
         ``cost(r, what)`` (what: "a", "b" or "statistics"; the run's recorded seconds), and returns the
-        sides' ``(a, b)`` results, in the rows' order, as futures (values when there are no threads)."""
+        sides' ``(a, b)`` results, in the rows' order, as futures (finished ones when there are no threads)."""
         if self.ex is None:
-            return [(_Done(side(r, "a")), _Done(side(r, "b"))) for r in rows]
+            return [(_done(side(r, "a")), _done(side(r, "b"))) for r in rows]
         jobs = [(cost(r, "statistics"), 0, i, "statistics") for i, r in enumerate(self.todo)]
         jobs += [(cost(r, w), 1, i, w) for i, r in enumerate(rows) for w in "ab"]
         sides: dict = {}
@@ -1130,14 +1137,13 @@ class _Prebuild:
         return False
 
 
-class _Done:
-    """A finished future: ``result()`` of a value computed in place."""
+def _done(value):
+    """A finished future holding ``value`` (computed in place, without threads)."""
+    from concurrent.futures import Future
 
-    def __init__(self, value):
-        self.value = value
-
-    def result(self):
-        return self.value
+    f = Future()
+    f.set_result(value)
+    return f
 
 
 def _resample_set_metrics(rows: list[_Row], ca, cb, ref, test, emb, seed_a, seed_b, resamples, seed, progress,

@@ -64,21 +64,22 @@ def eigvalsh(M):
     n = M.shape[0]
     a = np.array(M, dtype=np.float64, order="F")  # a copy: LAPACK overwrites it
     w = np.empty(n)
-    c_int, ptr = ctypes.c_int, ctypes.POINTER(ctypes.c_double)
+    c_int, dbl = ctypes.c_int, ctypes.POINTER(ctypes.c_double)
     nn, info = c_int(n), c_int(0)
-    if n not in _WORK:
+
+    def call(work, lwork: int, iwork, liwork: int) -> None:
+        fn(b"N", b"L", ctypes.byref(nn), a.ctypes.data_as(dbl), ctypes.byref(nn), w.ctypes.data_as(dbl),
+           work.ctypes.data_as(dbl), ctypes.byref(c_int(lwork)), iwork.ctypes.data_as(ctypes.POINTER(c_int)),
+           ctypes.byref(c_int(liwork)), ctypes.byref(info))
+
+    if n not in _WORK:  # LAPACK's workspace query (lwork = liwork = -1), once per size
         qw, qi = np.empty(1), np.empty(1, dtype=np.intc)
-        fn(b"N", b"L", ctypes.byref(nn), a.ctypes.data_as(ptr), ctypes.byref(nn), w.ctypes.data_as(ptr),
-           qw.ctypes.data_as(ptr), ctypes.byref(c_int(-1)), qi.ctypes.data_as(ctypes.POINTER(c_int)),
-           ctypes.byref(c_int(-1)), ctypes.byref(info))
+        call(qw, -1, qi, -1)
         if info.value != 0:
             return np.linalg.eigvalsh(M)
         _WORK[n] = (max(1, int(qw[0])), max(1, int(qi[0])))
     lwork, liwork = _WORK[n]
-    work, iwork = np.empty(lwork), np.empty(liwork, dtype=np.intc)
-    fn(b"N", b"L", ctypes.byref(nn), a.ctypes.data_as(ptr), ctypes.byref(nn), w.ctypes.data_as(ptr),
-       work.ctypes.data_as(ptr), ctypes.byref(c_int(lwork)), iwork.ctypes.data_as(ctypes.POINTER(c_int)),
-       ctypes.byref(c_int(liwork)), ctypes.byref(info))
+    call(np.empty(lwork), lwork, np.empty(liwork, dtype=np.intc), liwork)
     if info.value < 0:  # an argument LAPACK refused: numpy's function says what
         return np.linalg.eigvalsh(M)
     if info.value > 0:
